@@ -1,0 +1,52 @@
+# The two Quick start commands are `make demo` and `make test` (see README.md).
+PYTHON ?= python3.11
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+UV     := $(BIN)/uv
+export PATH := $(abspath $(BIN)):$(PATH)
+
+.PHONY: install system-deps demo test unit lint typecheck ansible-lint sanity clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv
+
+$(VENV)/.installed: $(BIN)/python pyproject.toml
+	$(UV) pip install --quiet --python $(BIN)/python -e '.[dev,node]'
+	touch $@
+
+install: $(VENV)/.installed
+
+# openssh-server (ssh-mode lab) and iptables (cutting a node off); only root can install them.
+system-deps:
+	@if [ "$$(id -u)" = 0 ] && { [ ! -x /usr/sbin/sshd ] || [ ! -x /usr/sbin/iptables ]; }; then \
+	  printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssh-server iptables >/dev/null; \
+	  rm -f /usr/sbin/policy-rc.d; \
+	fi
+
+# Quick start 1: install, then run the main job on the embedded lab.
+demo: install system-deps
+	$(BIN)/lepton-ops demo
+
+# Quick start 2: install, then every test and quality gate.
+test: install system-deps lint typecheck ansible-lint sanity unit
+
+unit:
+	$(BIN)/python -m pytest
+
+lint:
+	$(BIN)/ruff check lepton_ops tests benchmarks
+	$(BIN)/ruff format --check lepton_ops tests benchmarks
+
+typecheck:
+	$(BIN)/mypy
+
+ansible-lint:
+	$(BIN)/ansible-lint
+
+sanity:
+	$(BIN)/python tools/ansible_test_sanity.py
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info

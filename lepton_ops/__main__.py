@@ -1,0 +1,3 @@
+from lepton_ops.cli.app import main
+
+main()

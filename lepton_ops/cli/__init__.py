@@ -1,0 +1,1 @@
+"""The ``lepton-ops`` command line: thin commands over the library."""

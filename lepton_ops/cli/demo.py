@@ -1,0 +1,48 @@
+"""``lepton-ops demo``: the guided tour on the embedded lab."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from lepton_ops.cli.options import InventoryOpt, JsonOpt, StateDirOpt, VerboseOpt, settings
+from lepton_ops.cli.render import console, fail_line, print_json
+from lepton_ops.demo import StepOutcome, run_demo
+from lepton_ops.lab import LabMode
+
+
+def register(app: typer.Typer) -> None:
+    app.command("demo")(demo_command)
+
+
+def demo_command(
+    ctx: typer.Context,
+    mode: Annotated[
+        LabMode | None,
+        typer.Option("--mode", help="Lab mode. Default: ssh when root, local otherwise."),
+    ] = None,
+    inventory: InventoryOpt = None,
+    state_dir: StateDirOpt = None,
+    json_output: JsonOpt = False,
+    verbose: VerboseOpt = 0,
+) -> None:
+    """Run the tour on the embedded lab: lab up, provision, status."""
+    cfg = settings(ctx, inventory, state_dir, json_output, verbose)
+    cfg.ensure_state_dir()
+
+    def show(step: StepOutcome) -> None:
+        if cfg.json:
+            return
+        mark = "[green]ok[/green]" if step.ok else "[red]FAILED[/red]"
+        console.print(f"[bold]{step.name:<10}[/bold] {mark} {step.seconds:6.1f}s  {step.detail}")
+
+    result = run_demo(
+        cfg.state_dir, mode=mode, console=None if cfg.json else console, on_step=show
+    )
+    if cfg.json:
+        print_json(result.to_dict())
+    if not result.ok:
+        failed = next(step for step in result.steps if not step.ok)
+        fail_line(f"demo step '{failed.name}' failed: {failed.detail}")
+        raise typer.Exit(1)

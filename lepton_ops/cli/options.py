@@ -1,0 +1,91 @@
+"""The global options, accepted both before the command and on every command."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from lepton_ops.errors import BadInput
+from lepton_ops.settings import Settings, default_state_dir
+
+InventoryOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "-i",
+        "--inventory",
+        help="Inventory file or directory (any source Ansible accepts). "
+        "Default: the lab's inventory while a lab is up.",
+        show_default=False,
+    ),
+]
+StateDirOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--state-dir",
+        help="Where lepton-ops keeps its state. Default: a per-user state directory; "
+        "LEPTON_OPS_STATE_DIR overrides it.",
+        show_default=False,
+    ),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
+VerboseOpt = Annotated[
+    int, typer.Option("-v", "--verbose", count=True, help="More detail (repeat for more).")
+]
+
+
+def remember_global_options(
+    ctx: typer.Context,
+    inventory: Path | None,
+    state_dir: Path | None,
+    json_output: bool,
+    verbose: int,
+) -> None:
+    """Store the options given before the command, for the command to pick up."""
+    ctx.obj = {
+        "inventory": inventory,
+        "state_dir": state_dir,
+        "json": json_output,
+        "verbose": verbose,
+    }
+
+
+def settings(
+    ctx: typer.Context,
+    inventory: Path | None,
+    state_dir: Path | None,
+    json_output: bool,
+    verbose: int,
+) -> Settings:
+    """Merge the options given on the command with those given before it."""
+    before: dict[str, Any] = {}
+    root = ctx.find_root()
+    if isinstance(root.obj, dict):
+        before = root.obj
+    chosen_state = state_dir or before.get("state_dir")
+    return Settings(
+        state_dir=(chosen_state.expanduser().resolve() if chosen_state else default_state_dir()),
+        inventory=inventory or before.get("inventory"),
+        json=json_output or bool(before.get("json")),
+        verbose=max(verbose, int(before.get("verbose") or 0)),
+    )
+
+
+def require_inventory(cfg: Settings) -> Path:
+    """The inventory to act on: ``-i`` if given, else the running lab's."""
+    from lepton_ops.lab import current_inventory
+
+    if cfg.inventory is not None:
+        path = cfg.inventory.expanduser()
+        if not path.exists():
+            raise BadInput(
+                f"inventory {path} does not exist: check the path given to -i/--inventory"
+            )
+        return path.resolve()
+    lab_inventory = current_inventory(cfg.state_dir)
+    if lab_inventory is None:
+        raise BadInput(
+            "no inventory: pass -i/--inventory, or start the lab with 'lepton-ops lab up'"
+        )
+    return lab_inventory

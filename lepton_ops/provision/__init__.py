@@ -1,0 +1,1 @@
+"""Provisioning: the wheelhouse the controller builds once, and the run that installs it on nodes."""
