@@ -34,10 +34,11 @@ test: install system-deps lint typecheck ansible-lint sanity unit
 
 unit:
 	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest ansible_collections/lepton/ops/tests/unit
 
 lint:
-	$(BIN)/ruff check lepton_ops tests benchmarks
-	$(BIN)/ruff format --check lepton_ops tests benchmarks
+	$(BIN)/ruff check lepton_ops tests benchmarks tools ansible_collections
+	$(BIN)/ruff format --check lepton_ops tests benchmarks tools
 
 typecheck:
 	$(BIN)/mypy
