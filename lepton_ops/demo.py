@@ -27,7 +27,12 @@ class StepOutcome:
     detail: str
 
     def to_dict(self) -> dict[str, Any]:
-        return {"step": self.name, "ok": self.ok, "seconds": round(self.seconds, 2), "detail": self.detail}
+        return {
+            "step": self.name,
+            "ok": self.ok,
+            "seconds": round(self.seconds, 2),
+            "detail": self.detail,
+        }
 
 
 @dataclass

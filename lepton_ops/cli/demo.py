@@ -37,9 +37,7 @@ def demo_command(
         mark = "[green]ok[/green]" if step.ok else "[red]FAILED[/red]"
         console.print(f"[bold]{step.name:<10}[/bold] {mark} {step.seconds:6.1f}s  {step.detail}")
 
-    result = run_demo(
-        cfg.state_dir, mode=mode, console=None if cfg.json else console, on_step=show
-    )
+    result = run_demo(cfg.state_dir, mode=mode, console=None if cfg.json else console, on_step=show)
     if cfg.json:
         print_json(result.to_dict())
     if not result.ok:

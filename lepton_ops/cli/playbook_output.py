@@ -64,7 +64,10 @@ def failure_line(result: PlaybookResult) -> str:
     if not parts:
         if result.error:
             return f"{result.playbook} failed: {result.error}"
-        return f"{result.playbook} failed (ansible-playbook exit code {result.rc}); see {result.artifacts}"
+        return (
+            f"{result.playbook} failed (ansible-playbook exit code {result.rc}); "
+            f"see {result.artifacts}"
+        )
     return f"{result.playbook} failed on {len(parts)} host(s): " + "; ".join(parts)
 
 

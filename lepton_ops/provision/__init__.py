@@ -1,1 +1,1 @@
-"""Provisioning: the wheelhouse the controller builds once, and the run that installs it on nodes."""
+"""Provisioning: a wheelhouse built once on the controller, installed on every node."""

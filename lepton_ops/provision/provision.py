@@ -55,7 +55,6 @@ def provision(
             "lepton_wheelhouse": {
                 "id": wheelhouse.id,
                 "archive": str(wheelhouse.archive),
-                "uv_binary": str(wheelhouse.uv_binary),
             }
         },
         check=check,

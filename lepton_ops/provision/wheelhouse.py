@@ -7,7 +7,8 @@ Layout under ``cache_dir``::
 
     deps-<key>/      third-party wheels for the node extra (downloaded once, then frozen)
     self-<hash>/     the wheel of lepton-ops built from the current checkout
-    <id>/            the wheelhouse: links to both, plus requirements.txt (exact pins)
+    <id>/            the wheelhouse: links to both, requirements.txt (exact pins),
+                     wheelhouse.json (its id) and ``uv``, the installer the nodes run
     <id>.tar         the same, packed for shipping to nodes
 """
 
@@ -161,7 +162,9 @@ def _own_wheel(cache_dir: Path, root: Path) -> tuple[Path, bool]:
 
 def _assemble(cache_dir: Path, deps_dir: Path, self_dir: Path, *, built: bool) -> Wheelhouse:
     wheels = sorted([*deps_dir.glob("*.whl"), *self_dir.glob("*.whl")], key=lambda p: p.name)
-    house_id = _digest("\n".join(f"{w.name}:{_file_digest(w)}" for w in wheels))
+    installer = uv_binary()
+    parts = [f"{path.name}:{_file_digest(path)}" for path in (*wheels, installer)]
+    house_id = _digest("\n".join(parts))
     house = cache_dir / house_id
     archive = cache_dir / f"{house_id}.tar"
     requirements = house / "requirements.txt"
@@ -173,6 +176,7 @@ def _assemble(cache_dir: Path, deps_dir: Path, self_dir: Path, *, built: bool) -
         partial.mkdir()
         for wheel in wheels:
             os.link(wheel, partial / wheel.name)
+        shutil.copy2(installer, partial / "uv")
         pins = sorted(_pin(wheel.name) for wheel in wheels)
         (partial / "requirements.txt").write_text("\n".join(pins) + "\n")
         (partial / "wheelhouse.json").write_text(
@@ -186,7 +190,7 @@ def _assemble(cache_dir: Path, deps_dir: Path, self_dir: Path, *, built: bool) -
         id=house_id,
         requirements=requirements,
         archive=archive,
-        uv_binary=uv_binary(),
+        uv_binary=installer,
         wheels=tuple(w.name for w in wheels),
         built=built,
     )

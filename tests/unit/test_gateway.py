@@ -75,13 +75,13 @@ def test_extravars_and_environment_do_not_stay_in_artifacts(
     assert "env" not in command
     assert "s3cr3t-looking-value" not in " ".join(command["command"])
     assert any(arg.startswith("@") for arg in command["command"])
-    on_disk = "".join(
-        p.read_text(errors="replace") for p in private.rglob("*") if p.is_file()
-    )
+    on_disk = "".join(p.read_text(errors="replace") for p in private.rglob("*") if p.is_file())
     assert "env-secret-value" not in on_disk
 
 
-def test_old_runs_are_rotated(inventory: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_old_runs_are_rotated(
+    inventory: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(gateway_runner, "KEEP_RUNS", 2)
     for _ in range(3):
         run(inventory, tmp_path / "state", limit="quiet")

@@ -1,0 +1,116 @@
+"""``lepton-ops lab``: the embedded five-node lab (up, status, down)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from lepton_ops.cli.options import InventoryOpt, JsonOpt, StateDirOpt, VerboseOpt, settings
+from lepton_ops.cli.render import console, print_json
+from lepton_ops.lab import Lab, LabMode, LabStatus
+from lepton_ops.lab.topology import DEFAULT_SSH_PORT
+
+app = typer.Typer(
+    help="The embedded lab: five nodes on 127.0.1.1-5 (ssh mode: a real sshd per node in "
+    "its own mount namespace; local mode: one directory tree per node, no root needed).",
+    no_args_is_help=True,
+)
+
+ModeOpt = Annotated[
+    LabMode | None,
+    typer.Option(
+        "--mode",
+        help="local (no root; Ansible runs locally per node) or ssh (root; an sshd per node). "
+        "Default: ssh when root, local otherwise.",
+        show_default=False,
+    ),
+]
+PortOpt = Annotated[
+    int,
+    typer.Option("--ssh-port", min=1, max=65535, help="Port every ssh-mode node listens on."),
+]
+PurgeOpt = Annotated[
+    bool,
+    typer.Option("--purge", help="Also delete the nodes' data, keys and logs (default: keep)."),
+]
+
+
+@app.command("up")
+def up_command(
+    ctx: typer.Context,
+    mode: ModeOpt = None,
+    ssh_port: PortOpt = DEFAULT_SSH_PORT,
+    inventory: InventoryOpt = None,
+    state_dir: StateDirOpt = None,
+    json_output: JsonOpt = False,
+    verbose: VerboseOpt = 0,
+) -> None:
+    """Bring the lab up (harmless when it is already up) and write its inventory."""
+    cfg = settings(ctx, inventory, state_dir, json_output, verbose)
+    cfg.ensure_state_dir()
+    status = Lab(cfg.state_dir, ssh_port=ssh_port).up(mode)
+    _show(status, json_output=cfg.json, title="lab up")
+
+
+@app.command("status")
+def status_command(
+    ctx: typer.Context,
+    inventory: InventoryOpt = None,
+    state_dir: StateDirOpt = None,
+    json_output: JsonOpt = False,
+    verbose: VerboseOpt = 0,
+) -> None:
+    """Show each node's reachability (exit 1 when no lab is up).
+
+    ssh mode: the node's sshd answers with an SSH-2.0 banner within 1 s.
+    local mode: the node's three directories exist.
+    """
+    cfg = settings(ctx, inventory, state_dir, json_output, verbose)
+    status = Lab(cfg.state_dir).status()
+    _show(status, json_output=cfg.json, title="lab status")
+
+
+@app.command("down")
+def down_command(
+    ctx: typer.Context,
+    purge: PurgeOpt = False,
+    inventory: InventoryOpt = None,
+    state_dir: StateDirOpt = None,
+    json_output: JsonOpt = False,
+    verbose: VerboseOpt = 0,
+) -> None:
+    """Stop every process the lab started and remove its firewall chain (data is kept)."""
+    cfg = settings(ctx, inventory, state_dir, json_output, verbose)
+    lab = Lab(cfg.state_dir)
+    was_up = lab.is_up()
+    lab.down(purge=purge)
+    if cfg.json:
+        print_json({"down": True, "was_up": was_up, "purged": purge})
+        return
+    what = "the lab is down" if was_up else "no lab was up"
+    kept = "; its data was deleted" if purge else f"; node data kept in {lab.layout.nodes_dir}"
+    console.print(what + (kept if was_up or purge else ""))
+
+
+def status_table(status: LabStatus, title: str = "lab") -> Table:
+    table = Table(title=f"{title} ({status.mode.value} mode)")
+    for column in ("node", "address", "weight", "reachable"):
+        table.add_column(column, justify="right" if column == "weight" else "left")
+    for node in status.nodes:
+        mark = "[green]yes[/green]" if node.reachable else "[red]no[/red]"
+        table.add_row(node.name, node.address, str(node.weight), mark)
+    return table
+
+
+def _show(status: LabStatus, *, json_output: bool, title: str) -> None:
+    if json_output:
+        print_json(status.to_dict())
+        return
+    console.print(status_table(status, title))
+    console.print(f"inventory: {status.inventory}")
+    if status.ssh_key is not None:
+        console.print(f"ssh key:   {status.ssh_key}")
+    if status.unreachable:
+        console.print(f"[red]unreachable:[/red] {', '.join(status.unreachable)}")

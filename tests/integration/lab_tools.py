@@ -1,0 +1,76 @@
+"""Helpers for the integration tests: the CLI as a user runs it, ssh into a lab node."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+from lepton_ops.lab import LAB_NODES
+
+if TYPE_CHECKING:
+    from conftest import RunningLab
+
+VENV_BIN = Path(sys.executable).parent
+CLI = VENV_BIN / "lepton-ops"
+
+requires_root = pytest.mark.skipif(os.geteuid() != 0, reason="ssh-mode lab needs root")
+
+
+def cli(
+    *args: str, state_dir: Path, check: bool = False, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    command = [str(CLI)] if CLI.exists() else [sys.executable, "-m", "lepton_ops"]
+    result = subprocess.run(
+        [*command, *args, "--state-dir", str(state_dir)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"{args} exited {result.returncode}: {result.stderr}")
+    return result
+
+
+def one_error_line(result: subprocess.CompletedProcess[str]) -> str:
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("lepton-ops: error: ")
+    return lines[0]
+
+
+def lab_listeners() -> list[str]:
+    out = subprocess.run(["ss", "-Hltn"], capture_output=True, text=True, check=True).stdout
+    return [line for line in out.splitlines() if " 127.0.1." in f" {line.split()[3]}"]
+
+
+def node_ssh(lab: RunningLab, node: str, command: str) -> subprocess.CompletedProcess[str]:
+    address = next(n.address for n in LAB_NODES if n.name == node)
+    return subprocess.run(
+        [
+            "ssh",
+            "-i",
+            str(lab.lab.ssh_key_path),
+            "-o",
+            f"UserKnownHostsFile={lab.lab.known_hosts_path}",
+            "-o",
+            "StrictHostKeyChecking=yes",
+            "-o",
+            "IdentitiesOnly=yes",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "ConnectTimeout=5",
+            f"root@{address}",
+            command,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
