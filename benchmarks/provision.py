@@ -4,7 +4,8 @@ Brings up its own lab (ssh mode as root, local otherwise) in a temporary state
 directory, then:
 
 - cold: fresh node venvs, empty caches (no controller wheelhouse, no pip cache,
-  no uv cache on the nodes): build the wheelhouse and provision all five nodes;
+  no uv cache on the nodes): build the wheelhouse and provision all five nodes
+  (cold_s; split into cold_wheelhouse_s and cold_nodes_s);
 - warm: provision again (nothing should change);
 - naive: every node pip-installs the same packages from the package index into
   a fresh venv, all five in parallel (benchmarks/naive_provision.yml).
@@ -27,8 +28,8 @@ from pathlib import Path
 from lepton_ops.gateway import PlaybookRun, run_playbook
 from lepton_ops.inventory import load_fleet
 from lepton_ops.lab import Lab, LabMode
-from lepton_ops.provision.provision import provision
-from lepton_ops.provision.wheelhouse import node_requirements
+from lepton_ops.provision.provision import provision, wheelhouse_dir
+from lepton_ops.provision.wheelhouse import build_wheelhouse, node_requirements
 
 HERE = Path(__file__).resolve().parent
 
@@ -69,6 +70,8 @@ def main() -> int:
 
         log("cold: empty caches, fresh venvs")
         started = time.monotonic()
+        build_wheelhouse(wheelhouse_dir(state))
+        wheelhouse_s = time.monotonic() - started
         cold = provision(inventory, state)
         cold_s = time.monotonic() - started
         if not cold.run.succeeded:
@@ -85,6 +88,8 @@ def main() -> int:
             "mode": str(status.mode),
             "nodes": len(hosts),
             "cold_s": round(cold_s, 2),
+            "cold_wheelhouse_s": round(wheelhouse_s, 2),
+            "cold_nodes_s": round(cold_s - wheelhouse_s, 2),
             "warm_s": round(warm_s, 2),
             "warm_changed": warm_changed,
         }

@@ -54,6 +54,14 @@ options:
         C(id)) and, unless O(uv) says otherwise, the C(uv) executable.
     type: path
     required: true
+  archive:
+    description:
+      - A tar archive of the wheelhouse on the node, as shipped by the controller.
+      - When O(wheelhouse) holds no C(wheelhouse.json) yet, the archive is unpacked into
+        O(wheelhouse) (created when missing; unpacked next to it first and renamed into place, so
+        a half-unpacked wheelhouse is never used) and then deleted.
+      - Members with absolute paths, C(..) components, links or devices are refused.
+    type: path
   python:
     description:
       - The Python interpreter the virtualenv is built on, when it has to be created.
@@ -137,6 +145,11 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+unpacked:
+  description: Whether O(archive) was (or, in check mode, would be) unpacked into O(wheelhouse).
+  returned: always
+  type: bool
+  sample: false
 venv:
   description: The virtualenv directory.
   returned: always
@@ -203,6 +216,7 @@ import json
 import os
 import shutil
 import string
+import tarfile
 import sys
 import tempfile
 
@@ -241,6 +255,7 @@ def argument_spec():
     return dict(
         path=dict(type='path', required=True),
         wheelhouse=dict(type='path', required=True),
+        archive=dict(type='path'),
         python=dict(type='path'),
         uv=dict(type='path'),
         cache_dir=dict(type='path'),
@@ -398,6 +413,41 @@ class UvRunner:
                                   cmd=command, rc=rc, stdout=out, stderr=err)
 
 
+def unsafe_member(member):
+    name = member.name
+    return (os.path.isabs(name) or '..' in name.split('/')
+            or not (member.isfile() or member.isdir()))
+
+
+def unpack_archive(module, archive, wheelhouse):
+    """Unpack ``archive`` into ``wheelhouse`` (all or nothing), then delete the archive."""
+    try:
+        with tarfile.open(archive) as tar:
+            bad = [member.name for member in tar.getmembers() if unsafe_member(member)]
+    except (OSError, tarfile.TarError) as error:
+        module.fail_json(msg='Cannot read the archive %s: %s' % (archive, to_native(error)))
+    if bad:
+        module.fail_json(msg='Refusing to unpack %s: unsafe member %r' % (archive, bad[0]))
+    parent = os.path.dirname(wheelhouse)
+    staging = None
+    try:
+        os.makedirs(parent, exist_ok=True)
+        staging = tempfile.mkdtemp(dir=parent, prefix='.unpacking-')
+        with tarfile.open(archive) as tar:
+            for member in tar.getmembers():
+                tar.extract(member, staging)
+        if os.path.isdir(wheelhouse):
+            shutil.rmtree(wheelhouse)
+        os.rename(staging, wheelhouse)
+        os.chmod(wheelhouse, 0o755)
+        os.remove(archive)
+    except (OSError, tarfile.TarError) as error:
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)
+        module.fail_json(msg='Cannot unpack %s into %s: %s'
+                         % (archive, wheelhouse, to_native(error)))
+
+
 def ensure_venv(module):
     params = module.params
     venv = os.path.abspath(params['path'])
@@ -408,13 +458,24 @@ def ensure_venv(module):
     imports = list(params['imports'])
     venv_python = os.path.join(venv, 'bin', 'python')
 
+    archive = os.path.abspath(params['archive']) if params['archive'] else None
+
     result = dict(changed=False, venv=venv, python=venv_python, wheelhouse_id=None, created=False,
-                  installed=False, missing_imports=[], pruned=[])
+                  installed=False, missing_imports=[], pruned=[], unpacked=False)
+
+    if archive and not os.path.isfile(os.path.join(wheelhouse, 'wheelhouse.json')):
+        if os.path.isfile(archive):
+            result['unpacked'] = result['changed'] = True
+            if not module.check_mode:
+                unpack_archive(module, archive, wheelhouse)
+        elif not module.check_mode:
+            module.fail_json(msg='The wheelhouse %s is not unpacked and its archive %s does not exist'
+                             % (wheelhouse, archive))
 
     # In check mode a wheelhouse (or uv) that an earlier, also skipped, task would have put in
     # place is tolerated: everything that depends on it is assumed to need doing.
     pending = []
-    if module.check_mode and not os.path.isdir(wheelhouse):
+    if module.check_mode and (result['unpacked'] or not os.path.isdir(wheelhouse)):
         pending.append('wheelhouse %s' % wheelhouse)
         house_id = None
     else:
@@ -460,7 +521,7 @@ def ensure_venv(module):
             run_uv(sync, 'install the wheelhouse %s into %s' % (wheelhouse, venv))
             write_marker(module, venv, house_id)
 
-    result['changed'] = create or install
+    result['changed'] = result['changed'] or create or install
     if params['prune_wheelhouses']:
         pruned = prune_candidates(wheelhouse, keep=[venv, uv, python, cache_dir])
         if not module.check_mode:

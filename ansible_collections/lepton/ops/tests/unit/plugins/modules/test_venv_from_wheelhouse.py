@@ -145,6 +145,7 @@ def test_missing_venv_is_created_and_installed(node, layout):
         'installed': True,
         'missing_imports': ['mini'],
         'pruned': [],
+        'unpacked': False,
     }
     assert node.uv_calls() == [
         [str(layout['house'] / 'uv'), 'venv', '--quiet', '--clear', '--python', args['python'],
@@ -610,3 +611,74 @@ def test_end_to_end_uv_failure_reports_uv_stderr(tmp_path):
     assert result['failed'] is True
     assert 'not-in-the-wheelhouse' in result['msg']
     assert not (tmp_path / 'venv' / '.lepton-wheelhouse').exists()
+
+
+def pack(source, archive, extra=None):
+    """A wheelhouse archive as the controller ships it; ``extra`` adds one raw member."""
+    import io
+    import tarfile
+
+    with tarfile.open(archive, 'w') as tar:
+        for path in sorted(source.iterdir()):
+            tar.add(path, arcname=path.name)
+        if extra is not None:
+            info = tarfile.TarInfo(extra)
+            info.size = 1
+            tar.addfile(info, io.BytesIO(b'x'))
+    return archive
+
+
+@pytest.fixture
+def shipped(tmp_path):
+    """A node that received the archive but has not unpacked it yet."""
+    source = make_wheelhouse(tmp_path / 'source')
+    root = tmp_path / 'node' / 'wheelhouse'
+    root.mkdir(parents=True)
+    archive = pack(source, root / f'{HOUSE_ID}.tar')
+    house = root / HOUSE_ID
+    return {
+        'archive': archive,
+        'house': house,
+        'venv': tmp_path / 'node' / 'venv',
+        'args': {'path': str(tmp_path / 'node' / 'venv'), 'wheelhouse': str(house),
+                 'archive': str(archive)},
+    }
+
+
+def test_archive_is_unpacked_then_removed(node, shipped):
+    result = run_module(venv_module.main, shipped['args'])
+    assert not result.get('failed'), result
+    assert result['unpacked'] is True and result['installed'] is True
+    assert (shipped['house'] / 'wheelhouse.json').is_file()
+    assert (shipped['house'] / 'uv').stat().st_mode & stat.S_IXUSR
+    assert not shipped['archive'].exists()
+    assert marker(shipped['venv']) == HOUSE_ID + '\n'
+    again = run_module(venv_module.main, shipped['args'])
+    assert again['changed'] is False and again['unpacked'] is False
+
+
+def test_archive_in_check_mode_is_left_alone(node, shipped):
+    result = run_module(venv_module.main, dict(shipped['args'], _ansible_check_mode=True))
+    assert not result.get('failed'), result
+    assert result['changed'] is True and result['unpacked'] is True
+    assert shipped['archive'].is_file()
+    assert not shipped['house'].exists()
+
+
+@pytest.mark.parametrize('member', ['../escape', '/etc/evil'])
+def test_unsafe_archive_member_is_refused(node, shipped, tmp_path, member):
+    source = make_wheelhouse(tmp_path / 'evil-source')
+    pack(source, shipped['archive'], extra=member)
+    result = run_module(venv_module.main, shipped['args'])
+    assert result['failed'] is True
+    assert 'unsafe member' in result['msg']
+    assert not shipped['house'].exists()
+    assert not (tmp_path / 'node' / 'escape').exists()
+    assert not list(shipped['archive'].parent.glob('.unpacking-*'))
+
+
+def test_missing_archive_and_wheelhouse_fails(node, shipped):
+    shipped['archive'].unlink()
+    result = run_module(venv_module.main, shipped['args'])
+    assert result['failed'] is True
+    assert 'is not unpacked and its archive' in result['msg']
