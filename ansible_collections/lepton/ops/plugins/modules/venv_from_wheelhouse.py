@@ -469,8 +469,8 @@ def ensure_venv(module):
             if not module.check_mode:
                 unpack_archive(module, archive, wheelhouse)
         elif not module.check_mode:
-            module.fail_json(msg='The wheelhouse %s is not unpacked and its archive %s does not exist'
-                             % (wheelhouse, archive))
+            module.fail_json(msg='The wheelhouse %s is not unpacked and its archive %s '
+                                 'does not exist' % (wheelhouse, archive))
 
     # In check mode a wheelhouse (or uv) that an earlier, also skipped, task would have put in
     # place is tolerated: everything that depends on it is assumed to need doing.
