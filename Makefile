@@ -20,9 +20,11 @@ install: $(VENV)/.installed
 # openssh-server (ssh-mode lab) and iptables (cutting a node off); only root can install them.
 system-deps:
 	@if [ "$$(id -u)" = 0 ] && { [ ! -x /usr/sbin/sshd ] || [ ! -x /usr/sbin/iptables ]; }; then \
-	  printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssh-server iptables >/dev/null; \
-	  rm -f /usr/sbin/policy-rc.d; \
+	  echo "installing openssh-server and iptables (Debian packages)"; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get update -qq && apt-get install -y -qq --no-install-recommends openssh-server iptables >/dev/null \
+	    || { echo "could not install openssh-server and iptables with apt-get" >&2; exit 1; }; \
+	  if command -v service >/dev/null; then service ssh stop >/dev/null 2>&1 || true; fi; \
 	fi
 
 # Quick start 1: install, then run the main job on the embedded lab.
