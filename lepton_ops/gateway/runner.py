@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -151,12 +152,26 @@ def _ansible_environment(state_dir: Path, request: PlaybookRun) -> dict[str, str
         "ANSIBLE_ROLES_PATH": str(content.roles_path()),
         "ANSIBLE_PIPELINING": "True",
         "ANSIBLE_SSH_ARGS": os.environ.get("ANSIBLE_SSH_ARGS", SSH_ARGS),
+        # Our own ControlPersist masters, made with the keepalives above: a master that some
+        # other ansible run left open would be reused and could hang on a lost node.
+        "ANSIBLE_SSH_CONTROL_PATH_DIR": str(_control_path_dir(state_dir)),
+        # ansible-runner turns host key checking off unless told; the lab ships a known_hosts.
+        "ANSIBLE_HOST_KEY_CHECKING": os.environ.get("ANSIBLE_HOST_KEY_CHECKING", "True"),
         "ANSIBLE_TIMEOUT": str(request.timeout_s),
         "ANSIBLE_LOCAL_TEMP": str(tmp),
         "ANSIBLE_RETRY_FILES_ENABLED": "False",
         "ANSIBLE_DEPRECATION_WARNINGS": "False",
         "ANSIBLE_NOCOLOR": "True",
     }
+
+
+def _control_path_dir(state_dir: Path) -> Path:
+    """A directory for ssh control sockets; their paths must stay under ~100 characters."""
+    preferred = state_dir / "ansible" / "cp"
+    if len(str(preferred)) > 80:
+        preferred = Path(tempfile.gettempdir()) / f"lepton-ops-cp-{os.getuid()}"
+    preferred.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return preferred
 
 
 def _new_private_dir(state_dir: Path, name: str) -> Path:

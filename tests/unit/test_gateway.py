@@ -96,3 +96,32 @@ def test_playbook_error_is_reported(inventory: Path, tmp_path: Path) -> None:
     )
     assert not result.succeeded
     assert result.error and "no.such.module" in result.error
+
+
+def test_ansible_environment_is_safe_for_ssh(inventory: Path, tmp_path: Path) -> None:
+    """Host keys are checked, ssh masters are ours, keepalives on, no compression."""
+    probe = tmp_path / "env.yml"
+    probe.write_text(
+        "- hosts: all\n  gather_facts: false\n  tasks:\n"
+        "    - name: Show the environment\n"
+        "      ansible.builtin.debug:\n"
+        "        msg: \"{{ lookup('env', 'ANSIBLE_HOST_KEY_CHECKING') }}|"
+        "{{ lookup('env', 'ANSIBLE_SSH_ARGS') }}|"
+        "{{ lookup('env', 'ANSIBLE_SSH_CONTROL_PATH_DIR') }}\"\n"
+    )
+    seen: list[dict[str, object]] = []
+    run_playbook(
+        PlaybookRun(playbook=probe, inventory=inventory, hosts=("good",), limit="good"),
+        tmp_path / "state",
+        on_event=seen.append,
+    )
+    messages = [
+        e["event_data"]["res"]["msg"]  # type: ignore[index]
+        for e in seen
+        if e["event"] == "runner_on_ok"
+    ]
+    checking, ssh_args, control_dir = messages[0].split("|")
+    assert checking == "True"
+    assert "ServerAliveInterval" in ssh_args
+    assert "-C" not in ssh_args.split()
+    assert control_dir.startswith(str(tmp_path))
