@@ -4,6 +4,8 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 UV     := $(BIN)/uv
 export PATH := $(abspath $(BIN)):$(PATH)
+# Trust the system's certificate store (a package mirror or proxy may use a local CA).
+export UV_SYSTEM_CERTS := 1
 
 .PHONY: install system-deps demo test unit lint typecheck ansible-lint sanity clean
 
