@@ -8,6 +8,7 @@ import typer
 
 from lepton_ops import __version__
 from lepton_ops.cli import demo as demo_cli
+from lepton_ops.cli import job as job_cli
 from lepton_ops.cli import lab as lab_cli
 from lepton_ops.cli import provision as provision_cli
 from lepton_ops.cli.options import (
@@ -51,6 +52,7 @@ def _root(
 
 
 app.add_typer(lab_cli.app, name="lab")
+app.add_typer(job_cli.app, name="job")
 provision_cli.register(app)
 demo_cli.register(app)
 
@@ -70,7 +72,8 @@ def main(argv: list[str] | None = None) -> None:
         usage = _usage_message(exc)
         if usage is None:
             raise
-        fail_line(usage)
+        if usage:  # empty when the help was shown for a group called without a command
+            fail_line(usage)
         sys.exit(2)
     sys.exit(code if isinstance(code, int) else 0)
 
@@ -81,6 +84,8 @@ def _usage_message(exc: Exception) -> str | None:
     exit_code = getattr(exc, "exit_code", None)
     if format_message is None or exit_code != 2:
         return None
+    if type(exc).__name__ == "NoArgsIsHelpError":
+        return ""
     ctx = getattr(exc, "ctx", None)
     where = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
     return f"{format_message()}{where}"
