@@ -1,0 +1,19 @@
+"""The lepton services: the worker and the aggregator (Flask apps, run under gunicorn).
+
+- :mod:`lepton_ops.services.worker` - ``create_worker_app``: runs one shard of a job.
+- :mod:`lepton_ops.services.aggregator` - ``create_aggregator_app``: owns jobs, sends
+  their shards to the workers (:mod:`~lepton_ops.services.dispatcher`), reduces the
+  results; configured by :mod:`~lepton_ops.services.aggregator_config`.
+- :mod:`lepton_ops.services.job_store` - the aggregator's SQLite store.
+
+What both services share:
+
+- :mod:`~lepton_ops.services.base_app` - ``create_base_app``: auth, JSON errors,
+  ``/healthz``, ``/readyz``, ``/metrics`` (Prometheus), ``/openapi.json``;
+- :mod:`~lepton_ops.services.service_state` - what an app keeps about itself;
+- :mod:`~lepton_ops.services.auth` - the bearer token: its file and the header check;
+- :mod:`~lepton_ops.services.bodies` - JSON bodies, their fields, JSON errors;
+- :mod:`~lepton_ops.services.metrics` - the Prometheus metrics;
+- :mod:`~lepton_ops.services.openapi` - the OpenAPI document and its helpers;
+- :mod:`~lepton_ops.services.config_files` - config files and their checked values.
+"""

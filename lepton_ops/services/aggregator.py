@@ -1,0 +1,329 @@
+"""The aggregator service: owns jobs, sends their shards to the workers, reduces results.
+
+``POST /v1/jobs`` checks the job (its kind validates the parameters), plans it over the
+configured workers (:func:`lepton_ops.jobs.planner.make_plan`: largest remainder by
+weight, or the naive equal split), stores it and starts dispatching in the background
+(:class:`~lepton_ops.services.dispatcher.Dispatcher`: one thread per worker, lost
+workers' shards go to the others, the job is persisted and resumes after a restart).
+
+Run it as ONE process (gunicorn ``--workers 1 --threads N``): two processes would both
+resume and dispatch the same jobs (the store would still count each shard once).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask, Response, jsonify, request
+from werkzeug.exceptions import Conflict, NotFound
+
+from lepton_ops.errors import BadInput
+from lepton_ops.services.aggregator_config import AggregatorConfig
+from lepton_ops.services.auth import read_token_file
+from lepton_ops.services.base_app import create_base_app
+from lepton_ops.services.bodies import check_fields, field_int, field_object, field_str, json_body
+from lepton_ops.services.config_files import load_config_file
+from lepton_ops.services.dispatcher import Dispatcher, JobRun
+from lepton_ops.services.job_store import JobRecord, JobStatus, JobStore
+from lepton_ops.services.openapi import error_responses, json_content
+from lepton_ops.services.service_state import service_state
+
+EXTENSION_KEY = "lepton_aggregator"
+JOB_FIELDS = ("kind", "params", "tasks", "strategy", "shard_size")
+MAX_TASKS = 10**12
+
+
+def create_aggregator_app(config: AggregatorConfig | Mapping[str, Any]) -> Flask:
+    """The aggregator's Flask app; resumes the store's running jobs (``config.resume``)."""
+    if not isinstance(config, AggregatorConfig):
+        config = AggregatorConfig.from_mapping(config)
+    token = read_token_file(config.token_file)
+    app = create_base_app("aggregator", token=token, max_content_length=config.max_content_length)
+    state = service_state(app)
+    state.openapi_paths.update(AGGREGATOR_PATHS)
+    store = JobStore(config.db_path)
+    dispatcher = Dispatcher(config, store, token, state.metrics)
+    app.extensions[EXTENSION_KEY] = dispatcher
+    state.readiness.append(store.ping)
+
+    @app.post("/v1/jobs")
+    def submit_job() -> tuple[Response, int]:
+        body = json_body()
+        check_fields(body, JOB_FIELDS)
+        kind = field_str(body, "kind", max_length=100)
+        params = field_object(body, "params", default={})
+        tasks = field_int(body, "tasks", minimum=0, maximum=MAX_TASKS)
+        strategy = field_str(body, "strategy", default="weighted", max_length=20)
+        shard_size = (
+            None
+            if body.get("shard_size") is None
+            else field_int(body, "shard_size", minimum=1, maximum=MAX_TASKS)
+        )
+        record = dispatcher.submit(kind, params, tasks, strategy, shard_size)
+        response = jsonify({"job_id": record.id, "status": record.status.value})
+        response.headers["Location"] = f"/v1/jobs/{record.id}"
+        return response, 202
+
+    @app.get("/v1/jobs")
+    def list_jobs() -> Response:
+        wanted = request.args.get("status")
+        status = None
+        if wanted is not None:
+            try:
+                status = JobStatus(wanted)
+            except ValueError:
+                choices = ", ".join(item.value for item in JobStatus)
+                raise BadInput(f"status must be one of {choices}, got {wanted!r}") from None
+        return jsonify({"jobs": [_summary(record) for record in store.jobs(status)]})
+
+    @app.get("/v1/jobs/<job_id>")
+    def job_status(job_id: str) -> Response:
+        record = _find(store, job_id)
+        return jsonify(_status(record, store, dispatcher.run(job_id)))
+
+    @app.get("/v1/jobs/<job_id>/result")
+    def job_result(job_id: str) -> Response:
+        record = _find(store, job_id)
+        if record.status is not JobStatus.SUCCEEDED:
+            detail = f": {record.reason}" if record.reason else ""
+            raise Conflict(f"job {job_id} has no result: it is {record.status.value}{detail}")
+        return jsonify(
+            {
+                "job_id": record.id,
+                "kind": record.kind,
+                "status": "succeeded",
+                "result": record.result,
+            }
+        )
+
+    if config.resume:
+        dispatcher.resume_running()
+    return app
+
+
+def dispatcher_of(app: Flask) -> Dispatcher:
+    """The aggregator app's :class:`Dispatcher` (to wait for or shut down its jobs)."""
+    dispatcher = app.extensions[EXTENSION_KEY]
+    assert isinstance(dispatcher, Dispatcher)
+    return dispatcher
+
+
+def app_from_config_file(path: str | os.PathLike[str] | None = None) -> Flask:
+    """The aggregator app from a YAML/JSON config (default: ``$LEPTON_AGGREGATOR_CONFIG``)."""
+    where = path if path is not None else os.environ.get("LEPTON_AGGREGATOR_CONFIG")
+    if not where:
+        raise BadInput("no aggregator config file: give a path or set LEPTON_AGGREGATOR_CONFIG")
+    return create_aggregator_app(load_config_file(where))
+
+
+def _find(store: JobStore, job_id: str) -> JobRecord:
+    if not store.has_job(job_id):
+        raise NotFound(f"no job {job_id!r}")
+    return store.job(job_id)
+
+
+def _summary(record: JobRecord) -> dict[str, Any]:
+    return {
+        "job_id": record.id,
+        "kind": record.kind,
+        "status": record.status.value,
+        "strategy": record.strategy,
+        "tasks": record.tasks,
+        "shards": record.shards,
+        "created_at": record.created_at,
+        "finished_at": record.finished_at,
+    }
+
+
+def _status(record: JobRecord, store: JobStore, run: JobRun | None) -> dict[str, Any]:
+    sizes = {str(s["id"]): int(s["stop"]) - int(s["start"]) for s in record.plan["shards"]}
+    per_node: dict[str, dict[str, Any]] = {
+        str(node["name"]): {"tasks": 0, "shards": 0, "seconds": 0.0}
+        for node in record.plan["nodes"]
+    }
+    results = store.shard_results(record.id)
+    for result in results:
+        entry = per_node.setdefault(result.node, {"tasks": 0, "shards": 0, "seconds": 0.0})
+        entry["tasks"] += sizes.get(result.shard_id, 0)
+        entry["shards"] += 1
+        entry["seconds"] += result.seconds
+    status = {
+        **_summary(record),
+        "params": record.params,
+        "progress": {
+            "shards_done": len(results),
+            "shards_total": record.shards,
+            "tasks_done": sum(sizes.get(result.shard_id, 0) for result in results),
+            "tasks_total": record.tasks,
+        },
+        "per_node": per_node,
+        "lost_nodes": run.lost_nodes() if run is not None else [],
+        "reason": record.reason,
+        "predicted_makespan_units": record.plan.get("makespan_s"),
+        "makespan_s": None
+        if record.finished_at is None
+        else max(record.finished_at - record.created_at, 0.0),
+    }
+    return status
+
+
+_JOB_SUMMARY = {
+    "type": "object",
+    "properties": {
+        "job_id": {"type": "string"},
+        "kind": {"type": "string"},
+        "status": {"type": "string", "enum": [item.value for item in JobStatus]},
+        "strategy": {"type": "string"},
+        "tasks": {"type": "integer"},
+        "shards": {"type": "integer"},
+        "created_at": {"type": "number"},
+        "finished_at": {"type": "number", "nullable": True},
+    },
+}
+_JOB_ID = [{"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"}}]
+
+AGGREGATOR_PATHS: dict[str, Any] = {
+    "/v1/jobs": {
+        "post": {
+            "summary": "Submit a job: plan it over the workers and start dispatching it.",
+            "requestBody": {
+                "required": True,
+                "content": json_content(
+                    {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "required": ["kind", "tasks"],
+                        "properties": {
+                            "kind": {"type": "string"},
+                            "params": {"type": "object", "description": "The kind's parameters."},
+                            "tasks": {"type": "integer", "minimum": 0, "maximum": MAX_TASKS},
+                            "strategy": {
+                                "type": "string",
+                                "enum": ["weighted", "equal"],
+                                "default": "weighted",
+                            },
+                            "shard_size": {"type": "integer", "minimum": 1},
+                        },
+                    }
+                ),
+            },
+            "responses": {
+                "202": {
+                    "description": "Accepted: the job runs in the background.",
+                    "headers": {"Location": {"schema": {"type": "string"}}},
+                    "content": json_content(
+                        {
+                            "type": "object",
+                            "properties": {
+                                "job_id": {"type": "string"},
+                                "status": {"type": "string"},
+                            },
+                        }
+                    ),
+                },
+                **error_responses(400, 413, 415),
+            },
+        },
+        "get": {
+            "summary": "The jobs, newest first.",
+            "parameters": [
+                {
+                    "name": "status",
+                    "in": "query",
+                    "required": False,
+                    "schema": {"type": "string", "enum": [item.value for item in JobStatus]},
+                }
+            ],
+            "responses": {
+                "200": {
+                    "description": "The jobs.",
+                    "content": json_content(
+                        {
+                            "type": "object",
+                            "properties": {"jobs": {"type": "array", "items": _JOB_SUMMARY}},
+                        }
+                    ),
+                },
+                **error_responses(400),
+            },
+        },
+    },
+    "/v1/jobs/{job_id}": {
+        "get": {
+            "summary": "A job's status, progress and per-node work (makespan once finished).",
+            "parameters": _JOB_ID,
+            "responses": {
+                "200": {
+                    "description": "The job.",
+                    "content": json_content(
+                        {
+                            "allOf": [
+                                _JOB_SUMMARY,
+                                {
+                                    "type": "object",
+                                    "properties": {
+                                        "progress": {"type": "object"},
+                                        "per_node": {
+                                            "type": "object",
+                                            "additionalProperties": {
+                                                "type": "object",
+                                                "properties": {
+                                                    "tasks": {"type": "integer"},
+                                                    "shards": {"type": "integer"},
+                                                    "seconds": {"type": "number"},
+                                                },
+                                            },
+                                        },
+                                        "lost_nodes": {
+                                            "type": "array",
+                                            "items": {"type": "string"},
+                                        },
+                                        "reason": {"type": "string", "nullable": True},
+                                        "makespan_s": {"type": "number", "nullable": True},
+                                    },
+                                },
+                            ]
+                        }
+                    ),
+                },
+                **error_responses(404),
+            },
+        }
+    },
+    "/v1/jobs/{job_id}/result": {
+        "get": {
+            "summary": "A succeeded job's result.",
+            "parameters": _JOB_ID,
+            "responses": {
+                "200": {
+                    "description": "The result.",
+                    "content": json_content(
+                        {
+                            "type": "object",
+                            "properties": {
+                                "job_id": {"type": "string"},
+                                "kind": {"type": "string"},
+                                "status": {"type": "string"},
+                                "result": {"type": "object"},
+                            },
+                        }
+                    ),
+                },
+                "409": {
+                    "description": "The job is still running, or failed (with the reason).",
+                    "content": json_content({"$ref": "#/components/schemas/Error"}),
+                },
+                **error_responses(404),
+            },
+        }
+    },
+}
+
+
+__all__ = [
+    "app_from_config_file",
+    "create_aggregator_app",
+    "dispatcher_of",
+]

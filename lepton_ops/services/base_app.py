@@ -1,0 +1,146 @@
+"""The base Flask app of every service: auth, JSON errors, health, readiness, metrics.
+
+:func:`create_base_app` makes a Flask app that already has
+
+- bearer-token auth on every endpoint but ``/healthz`` (``Authorization: Bearer <token>``,
+  compared in constant time; 401 with a JSON error otherwise). The token is read from a
+  file (:func:`~lepton_ops.services.auth.read_token_file`) that must not be readable by
+  group or others; it is never logged and never echoed back;
+- JSON errors everywhere: 400 for bad input (malformed JSON, wrong types, values out of
+  range), 401, 404, 405, 413 (body over ``max_content_length``), 415 (not JSON) and 500
+  (an unexpected exception: logged with its traceback, answered with a generic message);
+- ``GET /healthz`` (liveness, no auth), ``GET /readyz`` (readiness), ``GET /metrics``
+  (Prometheus exposition from a per-app ``CollectorRegistry``: requests and latency by
+  endpoint and status, errors, shards done, process RSS) and ``GET /openapi.json``.
+
+Each service adds its routes and describes them in its own OpenAPI ``paths`` dict, next
+to the routes (:func:`~lepton_ops.services.openapi.openapi_document` merges them with
+the shared ones).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from flask import Flask, Response, g, jsonify, request
+from prometheus_client import CONTENT_TYPE_LATEST
+from werkzeug.exceptions import HTTPException
+
+from lepton_ops.errors import BadInput, OperationFailed
+from lepton_ops.services.auth import token_matches
+from lepton_ops.services.bodies import DEFAULT_MAX_CONTENT_LENGTH, UnsupportedBody, error_response
+from lepton_ops.services.metrics import ServiceMetrics
+from lepton_ops.services.openapi import COMMON_PATHS, openapi_document
+from lepton_ops.services.service_state import (
+    EXTENSION_KEY,
+    ReadinessCheck,
+    ServiceState,
+)
+
+log = logging.getLogger(__name__)
+
+
+#: Endpoints anyone may call without the token.
+PUBLIC_ENDPOINTS = frozenset({"healthz"})
+
+
+def create_base_app(
+    service: str,
+    *,
+    token: str,
+    max_content_length: int = DEFAULT_MAX_CONTENT_LENGTH,
+    version: str = "0.1.0",
+) -> Flask:
+    """A Flask app with auth, JSON errors, health, readiness, metrics and OpenAPI."""
+    if not token:
+        raise BadInput("the service needs a bearer token")
+    app = Flask(f"lepton_ops.services.{service}", static_folder=None)
+    app.config["MAX_CONTENT_LENGTH"] = max_content_length
+    app.config["JSON_SORT_KEYS"] = False
+    metrics = ServiceMetrics(service)
+    state = ServiceState(service=service, metrics=metrics, info={"version": version})
+    state.openapi_paths.update(COMMON_PATHS)
+    app.extensions[EXTENSION_KEY] = state
+
+    @app.before_request
+    def _start_timer() -> None:
+        g.lepton_started = time.perf_counter()
+
+    @app.before_request
+    def _authenticate() -> tuple[Response, int] | None:
+        if request.endpoint in PUBLIC_ENDPOINTS:
+            return None
+        if token_matches(request.headers.get("Authorization"), token):
+            return None
+        response, status = error_response(401, "missing or wrong bearer token")
+        response.headers["WWW-Authenticate"] = 'Bearer realm="lepton"'
+        return response, status
+
+    @app.after_request
+    def _record(response: Response) -> Response:
+        started = g.get("lepton_started")
+        seconds = time.perf_counter() - started if started is not None else 0.0
+        rule = request.url_rule.rule if request.url_rule is not None else "unmatched"
+        metrics.observe_request(rule, request.method, response.status_code, seconds)
+        response.headers.setdefault("Cache-Control", "no-store")
+        return response
+
+    @app.errorhandler(BadInput)
+    def _bad_input(exc: BadInput) -> tuple[Response, int]:
+        return error_response(400, str(exc))
+
+    @app.errorhandler(UnsupportedBody)
+    def _unsupported(exc: UnsupportedBody) -> tuple[Response, int]:
+        return error_response(415, str(exc))
+
+    @app.errorhandler(OperationFailed)
+    def _failed(exc: OperationFailed) -> tuple[Response, int]:
+        log.error("%s %s failed: %s", request.method, request.path, exc)
+        return error_response(500, str(exc))
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException) -> tuple[Response, int]:
+        status = exc.code or 500
+        if status == 413:
+            limit = app.config["MAX_CONTENT_LENGTH"]
+            return error_response(413, f"the body is larger than {limit} bytes")
+        response, code = error_response(status, exc.description or exc.name)
+        if status == 405 and exc.valid_methods:  # type: ignore[attr-defined]
+            response.headers["Allow"] = ", ".join(exc.valid_methods)  # type: ignore[attr-defined]
+        return response, code
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception) -> tuple[Response, int]:
+        # The traceback goes to the log (never the request's headers), not to the client.
+        log.exception("%s %s: unexpected error", request.method, request.path)
+        return error_response(500, "internal error: see the service log")
+
+    @app.get("/healthz")
+    def healthz() -> Response:
+        return jsonify({"status": "ok", "service": service})
+
+    @app.get("/readyz")
+    def readyz() -> tuple[Response, int]:
+        reasons = [reason for check in state.readiness if (reason := _run_check(check))]
+        if reasons:
+            return jsonify({"status": "not ready", "reasons": reasons}), 503
+        return jsonify({"status": "ready", "service": service}), 200
+
+    @app.get("/metrics")
+    def metrics_endpoint() -> Response:
+        return Response(metrics.exposition(), mimetype=None, content_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/openapi.json")
+    def openapi() -> Response:
+        return jsonify(openapi_document(state))
+
+    return app
+
+
+def _run_check(check: ReadinessCheck) -> str | None:
+    try:
+        return check()
+    except Exception as exc:
+        log.warning("readiness check failed: %s: %s", exc.__class__.__name__, exc)
+        return f"readiness check failed: {exc.__class__.__name__}"

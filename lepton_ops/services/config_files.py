@@ -1,0 +1,60 @@
+"""Service config files (YAML or JSON) and the checked values read from them."""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from lepton_ops.errors import BadInput
+
+
+def config_number(
+    data: Mapping[str, Any], key: str, default: float, *, minimum: float = 0.0, strict: bool = True
+) -> float:
+    """A positive finite number from a config mapping (BadInput otherwise)."""
+    value = data.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise BadInput(f"config: {key} must be a number, got {value!r}")
+    if value < minimum or (strict and value <= minimum):
+        bound = "greater than" if strict else "at least"
+        raise BadInput(f"config: {key} must be {bound} {minimum}, got {value}")
+    return float(value)
+
+
+def config_int(data: Mapping[str, Any], key: str, default: int, *, minimum: int = 1) -> int:
+    value = data.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise BadInput(f"config: {key} must be a whole number of at least {minimum}, got {value!r}")
+    return value
+
+
+def config_path(data: Mapping[str, Any], key: str) -> Path:
+    value = data.get(key)
+    if not isinstance(value, str | os.PathLike) or not str(value).strip():
+        raise BadInput(f"config: {key} must be a file path, got {value!r}")
+    return Path(value)
+
+
+def load_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """A service config from a JSON or YAML file (never holds the token itself)."""
+    import yaml  # PyYAML is a dependency of lepton-ops
+
+    config_file = Path(path)
+    try:
+        text = config_file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise BadInput(f"config file {config_file} cannot be read: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise BadInput(f"config file {config_file} is not YAML/JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise BadInput(f"config file {config_file} must hold a mapping")
+    if "token" in data:
+        raise BadInput(
+            f"config file {config_file} holds a token: give token_file (a mode 0600 file)"
+        )
+    return data

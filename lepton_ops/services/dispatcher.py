@@ -1,0 +1,359 @@
+"""Dispatching the aggregator's jobs to the workers, and reducing their results.
+
+One thread per worker pulls shards from the job's
+:class:`~lepton_ops.jobs.shard_queue.ShardQueue` (own shards, then stolen ones, then
+speculative copies of stragglers near the end) and POSTs each to the worker's
+``/v1/shards/run`` with the shared bearer token. Each result is written to the store
+once per shard id (the first result wins; a duplicate - a speculative copy finishing
+second - is ignored). A worker that fails twice in a row (connection refused, timeout,
+an error answer) is marked lost: the shard it was running and its pending shards go to
+the others. When every shard has a result the partials are reduced in shard order and
+finalized; if every worker is lost the job fails with the reason.
+
+The job belongs to the aggregator: it is persisted (plan, then every result), so a
+client can disconnect and come back, and an aggregator that restarts resumes its
+running jobs (the queue is rebuilt from the stored plan minus the recorded shards).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+import uuid
+from typing import Any
+
+import httpx
+
+from lepton_ops.errors import BadInput, LeptonError
+from lepton_ops.jobs.kinds import JobKind, get_kind, reduce_partials
+from lepton_ops.jobs.planner import Plan, Shard, make_plan, parse_strategy
+from lepton_ops.jobs.shard_queue import ShardQueue
+from lepton_ops.services.aggregator_config import AggregatorConfig, WorkerSpec
+from lepton_ops.services.job_store import JobRecord, JobStatus, JobStore
+from lepton_ops.services.metrics import ServiceMetrics
+
+log = logging.getLogger(__name__)
+
+
+class WorkerFailed(LeptonError):
+    """A worker did not answer a shard with a usable result."""
+
+
+class JobRun:
+    """One job being dispatched: a thread per worker, then the reduction."""
+
+    def __init__(
+        self, dispatcher: Dispatcher, record: JobRecord, kind: JobKind, queue: ShardQueue
+    ) -> None:
+        self.dispatcher = dispatcher
+        self.config = dispatcher.config
+        self.job_id = record.id
+        self.params = record.params
+        self.kind = kind
+        self.queue = queue
+        self.plan: Plan = queue.plan
+        self._stop = threading.Event()
+        self._measured = threading.Event()
+        self._errors: dict[str, str] = {}
+        self._errors_lock = threading.Lock()
+        self._thread = threading.Thread(
+            target=self._run, name=f"lepton-job-{record.id[:8]}", daemon=True
+        )
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def join(self, timeout: float | None = None) -> bool:
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    @property
+    def active(self) -> bool:
+        return self._thread.is_alive()
+
+    def lost_nodes(self) -> list[str]:
+        return [node.name for node in self.plan.nodes if not self.queue.is_alive(node.name)]
+
+    def _run(self) -> None:
+        threads: list[threading.Thread] = []
+        for node in self.plan.nodes:
+            spec = self.config.worker(node.name)
+            if spec is None:
+                log.warning("job %s: worker %s is no longer configured", self.job_id, node.name)
+                self.queue.mark_lost(node.name)
+                self._error(node.name, "not in the aggregator's configuration")
+                continue
+            if node.weight == 0 or not self.queue.is_alive(node.name):
+                continue
+            thread = threading.Thread(
+                target=self._worker_loop,
+                args=(spec,),
+                name=f"lepton-job-{self.job_id[:8]}-{spec.name}",
+                daemon=True,
+            )
+            threads.append(thread)
+            thread.start()
+        for thread in threads:
+            thread.join()
+        try:
+            self.dispatcher.store.save_queue_state(self.job_id, self.queue.to_dict())
+            if self.queue.finished:
+                self._finish()
+            elif not self._stop.is_set():
+                with self._errors_lock:
+                    detail = "; ".join(f"{name}: {error}" for name, error in self._errors.items())
+                reason = "every worker was lost before the job was done"
+                self._fail(f"{reason} ({detail})" if detail else reason)
+            else:
+                log.info("job %s: dispatch stopped, it resumes on the next start", self.job_id)
+        except Exception as exc:
+            log.exception("job %s: could not be finished", self.job_id)
+            self._fail(f"the aggregator could not finish the job: {exc.__class__.__name__}")
+
+    # ------------------------------------------------------------------ one worker
+
+    def _worker_loop(self, spec: WorkerSpec) -> None:
+        failures = 0
+        while not self._stop.is_set() and not self.queue.finished:
+            if not self.queue.is_alive(spec.name):
+                return
+            shard = self.queue.next_shard_for(spec.name, speculative=True)
+            if shard is None:
+                self._stop.wait(self.config.poll_s)
+                continue
+            try:
+                partial, seconds = self._send(spec, shard)
+            except WorkerFailed as exc:
+                self.queue.release(shard.id, spec.name)
+                failures += 1
+                self._error(spec.name, str(exc))
+                log.warning(
+                    "job %s: worker %s failed shard %s (%d in a row): %s",
+                    self.job_id,
+                    spec.name,
+                    shard.id,
+                    failures,
+                    exc,
+                )
+                if failures >= self.config.max_failures:
+                    moved = self.queue.mark_lost(spec.name)
+                    log.warning(
+                        "job %s: worker %s is lost; %d pending shards go to the others",
+                        self.job_id,
+                        spec.name,
+                        len(moved),
+                    )
+                    return
+                self._stop.wait(self.config.retry_delay_s)
+                continue
+            failures = 0
+            self._accept(spec.name, shard, partial, seconds)
+
+    def _send(self, spec: WorkerSpec, shard: Shard) -> tuple[dict[str, Any], float]:
+        body = {
+            "job_id": self.job_id,
+            "shard_id": shard.id,
+            "kind": self.kind.name,
+            "params": self.params,
+            "start": shard.start,
+            "stop": shard.stop,
+        }
+        timeout = httpx.Timeout(
+            self._read_timeout(spec.name, shard), connect=self.config.connect_timeout_s
+        )
+        try:
+            response = self.dispatcher.client.post(
+                f"{spec.url}/v1/shards/run", json=body, timeout=timeout
+            )
+        except httpx.HTTPError as exc:
+            raise WorkerFailed(f"{exc.__class__.__name__}: {exc}") from None
+        if response.status_code != 200:
+            raise WorkerFailed(f"HTTP {response.status_code}: {_error_text(response)}")
+        try:
+            data = response.json()
+            if data["job_id"] != self.job_id or data["shard_id"] != shard.id:
+                raise ValueError("the answer is for another shard")
+            partial = self.kind.check_partial(data["partial"])
+            seconds = data["seconds"]
+            if isinstance(seconds, bool) or not isinstance(seconds, int | float):
+                raise ValueError(f"seconds is not a number: {seconds!r}")
+            if not math.isfinite(seconds) or seconds < 0:
+                raise ValueError(f"seconds out of range: {seconds!r}")
+        except (ValueError, KeyError, TypeError, BadInput) as exc:
+            raise WorkerFailed(f"unusable answer: {exc}") from None
+        return partial, float(seconds)
+
+    def _read_timeout(self, node: str, shard: Shard) -> float:
+        config = self.config
+        if not self._measured.is_set():
+            return config.first_read_timeout_s
+        speed = self.queue.speed(node)
+        expected = shard.size / speed if speed > 0 else math.inf
+        wanted = max(config.min_read_timeout_s, expected * config.read_timeout_factor)
+        return min(wanted, config.max_read_timeout_s)
+
+    def _accept(self, node: str, shard: Shard, partial: dict[str, Any], seconds: float) -> None:
+        metrics = self.dispatcher.metrics
+        new = self.dispatcher.store.record_shard(
+            self.job_id, shard.id, node=node, partial=partial, seconds=seconds
+        )
+        self.queue.complete(shard.id, node)
+        if not new:
+            metrics.shard_duplicate(self.kind.name)
+            log.info("job %s: duplicate result for shard %s from %s", self.job_id, shard.id, node)
+            return
+        metrics.shard_done(self.kind.name)
+        if seconds > 0 and shard.size > 0:
+            self.queue.observe(node, shard.size, seconds)
+            self._measured.set()
+
+    def _error(self, node: str, error: str) -> None:
+        with self._errors_lock:
+            self._errors[node] = error[:300]
+
+    # ------------------------------------------------------------------ the end
+
+    def _finish(self) -> None:
+        store = self.dispatcher.store
+        results = {result.shard_id: result for result in store.shard_results(self.job_id)}
+        missing = [shard.id for shard in self.plan.shards if shard.id not in results]
+        if missing:
+            self._fail(f"shards without a result: {', '.join(missing[:10])}")
+            return
+        partials = [results[shard.id].partial for shard in self.plan.shards]
+        result = self.kind.finalize(reduce_partials(self.kind, partials))
+        store.finish_job(self.job_id, JobStatus.SUCCEEDED, result=result)
+        log.info("job %s succeeded", self.job_id)
+
+    def _fail(self, reason: str) -> None:
+        log.error("job %s failed: %s", self.job_id, reason)
+        self.dispatcher.store.finish_job(self.job_id, JobStatus.FAILED, reason=reason)
+
+
+def _error_text(response: httpx.Response) -> str:
+    try:
+        data = response.json()
+        if isinstance(data, dict) and isinstance(data.get("error"), str):
+            return str(data["error"])[:200]
+    except ValueError:
+        pass
+    return response.reason_phrase or "error"
+
+
+class Dispatcher:
+    """The aggregator's jobs: submits, runs, resumes and stops them."""
+
+    def __init__(
+        self, config: AggregatorConfig, store: JobStore, token: str, metrics: ServiceMetrics
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.metrics = metrics
+        workers = max(len(config.workers), 1)
+        self.client = httpx.Client(
+            headers={"Authorization": f"Bearer {token}"},
+            limits=httpx.Limits(
+                max_connections=workers * 16, max_keepalive_connections=workers * 4
+            ),
+            follow_redirects=False,
+            trust_env=False,  # the fleet's traffic never goes through a proxy
+        )
+        self._runs: dict[str, JobRun] = {}
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def submit(
+        self,
+        kind_name: str,
+        params: dict[str, Any],
+        tasks: int,
+        strategy: str,
+        shard_size: int | None = None,
+    ) -> JobRecord:
+        kind = get_kind(kind_name)
+        given = params.get("tasks")
+        if given is not None and given != tasks:
+            raise BadInput(f"params.tasks ({given!r}) differs from tasks ({tasks})")
+        checked = kind.validate({**params, "tasks": tasks})
+        speeds = {w.name: w.speed for w in self.config.workers if w.speed is not None}
+        plan = make_plan(
+            [(worker.name, worker.weight) for worker in self.config.workers],
+            tasks,
+            strategy=parse_strategy(strategy),
+            shard_size=shard_size,
+            speeds=speeds,
+        )
+        record = self.store.create_job(
+            uuid.uuid4().hex,
+            kind=kind.name,
+            params=checked,
+            strategy=plan.strategy.value,
+            plan=plan.to_dict(),
+        )
+        self._start(record, kind, ShardQueue(plan))
+        return record
+
+    def resume_running(self) -> list[str]:
+        """Start dispatching the store's running jobs again; their ids."""
+        resumed: list[str] = []
+        for record in self.store.jobs(JobStatus.RUNNING):
+            try:
+                kind = get_kind(record.kind)
+                plan = Plan.from_dict(record.plan)
+                queue = ShardQueue(plan)
+                sizes = {shard.id: shard.size for shard in plan.shards}
+                for result in self.store.shard_results(record.id):
+                    if result.shard_id not in sizes:
+                        raise BadInput(f"result for unknown shard {result.shard_id}")
+                    queue.complete(result.shard_id, result.node)
+                    if result.seconds > 0 and sizes[result.shard_id] > 0:
+                        queue.observe(result.node, sizes[result.shard_id], result.seconds)
+            except LeptonError as exc:
+                log.error("job %s cannot be resumed: %s", record.id, exc)
+                self.store.finish_job(record.id, JobStatus.FAILED, reason=f"not resumable: {exc}")
+                continue
+            log.info("job %s resumes: %d shards left", record.id, queue.counts()["pending"])
+            self._start(record, kind, queue)
+            resumed.append(record.id)
+        return resumed
+
+    def _start(self, record: JobRecord, kind: JobKind, queue: ShardQueue) -> None:
+        run = JobRun(self, record, kind, queue)
+        with self._lock:
+            if self._closed:
+                raise BadInput("the aggregator is shutting down")
+            self._runs[record.id] = run
+        run.start()
+
+    def run(self, job_id: str) -> JobRun | None:
+        with self._lock:
+            return self._runs.get(job_id)
+
+    def wait(self, job_id: str, timeout: float | None = None) -> bool:
+        """Wait until ``job_id``'s dispatch is over; True when it is."""
+        run = self.run(job_id)
+        return run is None or run.join(timeout)
+
+    def shutdown(self, timeout: float | None = 30.0) -> None:
+        """Stop dispatching (in-flight shards finish and are recorded); running jobs stay
+        running in the store and resume on the next start."""
+        with self._lock:
+            self._closed = True
+            runs = list(self._runs.values())
+        for run in runs:
+            run.stop()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for run in runs:
+            left = None if deadline is None else max(deadline - time.monotonic(), 0.0)
+            run.join(left)
+        self.client.close()
+
+
+__all__ = ["Dispatcher", "JobRun", "WorkerFailed"]

@@ -1,0 +1,339 @@
+"""The aggregator's job store: SQLite (standard library), WAL, every write a transaction.
+
+Two tables:
+
+- ``jobs``: one row per job - kind, params (JSON), strategy, status, times, the plan
+  (JSON, :meth:`Plan.to_dict`), the last saved queue state (JSON) and the result (JSON)
+  or the reason it failed.
+- ``shard_results``: one row per ``(job_id, shard_id)`` - the node that ran it, its
+  partial result (JSON) and seconds. The primary key makes a result count once per
+  shard id: :meth:`JobStore.record_shard` returns False for a duplicate and leaves the
+  first result in place.
+
+The schema version is kept in ``PRAGMA user_version``; a database written by a newer
+lepton-ops is refused rather than guessed at.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from lepton_ops.errors import BadInput, OperationFailed
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    id          TEXT PRIMARY KEY,
+    kind        TEXT NOT NULL,
+    params      TEXT NOT NULL,
+    strategy    TEXT NOT NULL,
+    tasks       INTEGER NOT NULL,
+    shards      INTEGER NOT NULL,
+    status      TEXT NOT NULL CHECK (status IN ('running', 'succeeded', 'failed')),
+    reason      TEXT,
+    created_at  REAL NOT NULL,
+    finished_at REAL,
+    plan        TEXT NOT NULL,
+    queue_state TEXT,
+    result      TEXT
+);
+CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status);
+CREATE TABLE IF NOT EXISTS shard_results (
+    job_id      TEXT NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+    shard_id    TEXT NOT NULL,
+    node        TEXT NOT NULL,
+    partial     TEXT NOT NULL,
+    seconds     REAL NOT NULL,
+    recorded_at REAL NOT NULL,
+    PRIMARY KEY (job_id, shard_id)
+);
+"""
+
+
+class JobStatus(StrEnum):
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    id: str
+    kind: str
+    params: dict[str, Any]
+    strategy: str
+    tasks: int
+    shards: int
+    status: JobStatus
+    reason: str | None
+    created_at: float
+    finished_at: float | None
+    plan: dict[str, Any]
+    queue_state: dict[str, Any] | None
+    result: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class ShardResult:
+    job_id: str
+    shard_id: str
+    node: str
+    partial: dict[str, Any]
+    seconds: float
+    recorded_at: float
+
+
+class JobStore:
+    """One SQLite database, shared by the aggregator's threads (one connection, a lock)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(
+                self.path, timeout=30, isolation_level=None, check_same_thread=False
+            )
+        except (OSError, sqlite3.Error) as exc:
+            raise OperationFailed(f"job store {self.path} cannot be opened: {exc}") from None
+        self._lock = threading.RLock()
+        try:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._migrate()
+        except sqlite3.Error as exc:
+            self._db.close()
+            raise OperationFailed(f"job store {self.path} is not usable: {exc}") from None
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            else:
+                self._db.execute("COMMIT")
+
+    def _migrate(self) -> None:
+        with self._lock:
+            version = int(self._db.execute("PRAGMA user_version").fetchone()[0])
+            if version > SCHEMA_VERSION:
+                raise OperationFailed(
+                    f"job store {self.path} has schema version {version}; this lepton-ops "
+                    f"knows up to {SCHEMA_VERSION}: upgrade lepton-ops"
+                )
+            if version == SCHEMA_VERSION:
+                return
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        self._db.execute(statement)
+                self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    @property
+    def schema_version(self) -> int:
+        with self._lock:
+            return int(self._db.execute("PRAGMA user_version").fetchone()[0])
+
+    def ping(self) -> str | None:
+        """None when the store answers, else why not (a readiness check)."""
+        try:
+            with self._lock:
+                self._db.execute("SELECT 1 FROM jobs LIMIT 1").fetchall()
+        except sqlite3.Error as exc:
+            return f"job store: {exc}"
+        return None
+
+    # ------------------------------------------------------------------ jobs
+
+    def create_job(
+        self,
+        job_id: str,
+        *,
+        kind: str,
+        params: dict[str, Any],
+        strategy: str,
+        plan: dict[str, Any],
+        created_at: float | None = None,
+    ) -> JobRecord:
+        created = time.time() if created_at is None else created_at
+        try:
+            with self._transaction() as db:
+                db.execute(
+                    "INSERT INTO jobs (id, kind, params, strategy, tasks, shards, status, "
+                    "created_at, plan) VALUES (?, ?, ?, ?, ?, ?, 'running', ?, ?)",
+                    (
+                        job_id,
+                        kind,
+                        _dump(params),
+                        strategy,
+                        int(plan["tasks"]),
+                        len(plan["shards"]),
+                        created,
+                        _dump(plan),
+                    ),
+                )
+        except sqlite3.IntegrityError:
+            raise BadInput(f"job {job_id} already exists") from None
+        return self.job(job_id)
+
+    def job(self, job_id: str) -> JobRecord:
+        """The job ``job_id``; BadInput if there is none."""
+        with self._lock:
+            row = self._db.execute(f"{_SELECT_JOB} WHERE id = ?", (job_id,)).fetchone()
+        if row is None:
+            raise BadInput(f"no job {job_id!r}")
+        return _job(row)
+
+    def has_job(self, job_id: str) -> bool:
+        with self._lock:
+            return (
+                self._db.execute("SELECT 1 FROM jobs WHERE id = ?", (job_id,)).fetchone()
+                is not None
+            )
+
+    def jobs(self, status: JobStatus | None = None) -> list[JobRecord]:
+        """All jobs (or those with ``status``), newest first."""
+        with self._lock:
+            if status is None:
+                rows = self._db.execute(f"{_SELECT_JOB} ORDER BY created_at DESC, id").fetchall()
+            else:
+                rows = self._db.execute(
+                    f"{_SELECT_JOB} WHERE status = ? ORDER BY created_at, id", (status.value,)
+                ).fetchall()
+        return [_job(row) for row in rows]
+
+    def save_queue_state(self, job_id: str, state: dict[str, Any]) -> None:
+        with self._transaction() as db:
+            db.execute("UPDATE jobs SET queue_state = ? WHERE id = ?", (_dump(state), job_id))
+
+    def finish_job(
+        self,
+        job_id: str,
+        status: JobStatus,
+        *,
+        result: dict[str, Any] | None = None,
+        reason: str | None = None,
+        finished_at: float | None = None,
+    ) -> None:
+        """Mark a running job finished (a finished job is left as it is)."""
+        if status is JobStatus.RUNNING:
+            raise BadInput("finish_job needs a final status")
+        finished = time.time() if finished_at is None else finished_at
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE jobs SET status = ?, result = ?, reason = ?, finished_at = ? "
+                "WHERE id = ? AND status = 'running'",
+                (
+                    status.value,
+                    None if result is None else _dump(result),
+                    reason,
+                    finished,
+                    job_id,
+                ),
+            )
+
+    # ------------------------------------------------------------------ shard results
+
+    def record_shard(
+        self,
+        job_id: str,
+        shard_id: str,
+        *,
+        node: str,
+        partial: dict[str, Any],
+        seconds: float,
+    ) -> bool:
+        """Keep a shard's result: True the first time, False for a duplicate (ignored)."""
+        with self._transaction() as db:
+            cursor = db.execute(
+                "INSERT OR IGNORE INTO shard_results "
+                "(job_id, shard_id, node, partial, seconds, recorded_at) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (job_id, shard_id, node, _dump(partial), float(seconds), time.time()),
+            )
+            return cursor.rowcount == 1
+
+    def shard_results(self, job_id: str) -> list[ShardResult]:
+        """The job's recorded shard results, in shard id order."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT job_id, shard_id, node, partial, seconds, recorded_at "
+                "FROM shard_results WHERE job_id = ? ORDER BY shard_id",
+                (job_id,),
+            ).fetchall()
+        return [
+            ShardResult(
+                job_id=row[0],
+                shard_id=row[1],
+                node=row[2],
+                partial=json.loads(row[3]),
+                seconds=float(row[4]),
+                recorded_at=float(row[5]),
+            )
+            for row in rows
+        ]
+
+    def recorded_shard_ids(self, job_id: str) -> set[str]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT shard_id FROM shard_results WHERE job_id = ?", (job_id,)
+            ).fetchall()
+        return {str(row[0]) for row in rows}
+
+    def count_shards(self, job_id: str) -> int:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT COUNT(*) FROM shard_results WHERE job_id = ?", (job_id,)
+            ).fetchone()
+        return int(row[0])
+
+
+_SELECT_JOB = (
+    "SELECT id, kind, params, strategy, tasks, shards, status, reason, created_at, "
+    "finished_at, plan, queue_state, result FROM jobs"
+)
+
+
+def _job(row: tuple[Any, ...]) -> JobRecord:
+    return JobRecord(
+        id=row[0],
+        kind=row[1],
+        params=json.loads(row[2]),
+        strategy=row[3],
+        tasks=int(row[4]),
+        shards=int(row[5]),
+        status=JobStatus(row[6]),
+        reason=row[7],
+        created_at=float(row[8]),
+        finished_at=None if row[9] is None else float(row[9]),
+        plan=json.loads(row[10]),
+        queue_state=None if row[11] is None else json.loads(row[11]),
+        result=None if row[12] is None else json.loads(row[12]),
+    )
+
+
+def _dump(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), sort_keys=True, allow_nan=False)

@@ -1,0 +1,33 @@
+"""What a service app keeps about itself: its metrics, readiness checks and OpenAPI paths."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from flask import Flask
+
+from lepton_ops.services.metrics import ServiceMetrics
+
+EXTENSION_KEY = "lepton_service"
+
+ReadinessCheck = Callable[[], str | None]
+"""Returns None when the service is ready, else the reason it is not."""
+
+
+@dataclass
+class ServiceState:
+    """What :func:`create_base_app` keeps in ``app.extensions``."""
+
+    service: str
+    metrics: ServiceMetrics
+    readiness: list[ReadinessCheck] = field(default_factory=list)
+    openapi_paths: dict[str, Any] = field(default_factory=dict)
+    info: dict[str, str] = field(default_factory=dict)
+
+
+def service_state(app: Flask) -> ServiceState:
+    state = app.extensions[EXTENSION_KEY]
+    assert isinstance(state, ServiceState)
+    return state

@@ -1,0 +1,193 @@
+"""The worker service: runs one shard of a job and answers with its partial result.
+
+``POST /v1/shards/run`` with ``{"job_id", "shard_id", "kind", "params", "start", "stop"}``
+runs ``kind.map(params, start, stop, speed=config.speed)`` and answers
+``{"job_id", "shard_id", "partial", "seconds"}``. The worker keeps no state: the
+aggregator owns jobs, and a shard sent twice is simply computed twice.
+
+Under gunicorn::
+
+    gunicorn 'lepton_ops.services.worker:app_from_config_file("/etc/lepton/worker.yml")'
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, Response, jsonify
+
+from lepton_ops.errors import BadInput
+from lepton_ops.jobs.kinds import get_kind, known_kinds
+from lepton_ops.services.auth import read_token_file
+from lepton_ops.services.base_app import create_base_app
+from lepton_ops.services.bodies import (
+    DEFAULT_MAX_CONTENT_LENGTH,
+    check_fields,
+    field_int,
+    field_object,
+    field_str,
+    json_body,
+)
+from lepton_ops.services.config_files import (
+    config_int,
+    config_number,
+    config_path,
+    load_config_file,
+)
+from lepton_ops.services.openapi import error_responses, json_content
+from lepton_ops.services.service_state import service_state
+
+RUN_FIELDS = ("job_id", "shard_id", "kind", "params", "start", "stop")
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    """How a worker runs: the token file, its speed factor and the body size limit."""
+
+    token_file: Path
+    #: Relative speed handed to ``kind.map`` (the ``sleep`` kind sleeps task_ms / speed).
+    speed: float = 1.0
+    name: str = "worker"
+    max_content_length: int = DEFAULT_MAX_CONTENT_LENGTH
+
+    def __post_init__(self) -> None:
+        if (
+            isinstance(self.speed, bool)
+            or not isinstance(self.speed, int | float)
+            or not math.isfinite(self.speed)
+            or self.speed <= 0
+        ):
+            raise BadInput(f"config: speed must be a number greater than 0, got {self.speed!r}")
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any]) -> WorkerConfig:
+        unknown = sorted(set(data) - {"token_file", "speed", "name", "max_content_length"})
+        if unknown:
+            raise BadInput(f"config: unknown worker setting {', '.join(unknown)}")
+        name = data.get("name", "worker")
+        if not isinstance(name, str) or not name.strip():
+            raise BadInput(f"config: name must be a non-empty string, got {name!r}")
+        return cls(
+            token_file=config_path(data, "token_file"),
+            speed=config_number(data, "speed", 1.0),
+            name=name,
+            max_content_length=config_int(
+                data, "max_content_length", DEFAULT_MAX_CONTENT_LENGTH, minimum=1024
+            ),
+        )
+
+
+def create_worker_app(config: WorkerConfig | Mapping[str, Any]) -> Flask:
+    """The worker's Flask app (reads the token file now: BadInput if it is not private)."""
+    if not isinstance(config, WorkerConfig):
+        config = WorkerConfig.from_mapping(config)
+    token = read_token_file(config.token_file)
+    app = create_base_app("worker", token=token, max_content_length=config.max_content_length)
+    state = service_state(app)
+    state.openapi_paths.update(WORKER_PATHS)
+    metrics = state.metrics
+
+    @app.post("/v1/shards/run")
+    def run_shard() -> Response:
+        body = json_body()
+        check_fields(body, RUN_FIELDS)
+        job_id = field_str(body, "job_id")
+        shard_id = field_str(body, "shard_id")
+        kind_name = field_str(body, "kind", max_length=100)
+        params = field_object(body, "params")
+        start = field_int(body, "start", minimum=0)
+        stop = field_int(body, "stop", minimum=0)
+        if start > stop:
+            raise BadInput(f"start ({start}) must not be after stop ({stop})")
+        kind = get_kind(kind_name)
+        began = time.perf_counter()
+        partial = kind.map(params, start, stop, speed=config.speed)
+        seconds = time.perf_counter() - began
+        metrics.shard_done(kind.name)
+        return jsonify(
+            {"job_id": job_id, "shard_id": shard_id, "partial": partial, "seconds": seconds}
+        )
+
+    @app.get("/v1/kinds")
+    def kinds() -> Response:
+        return jsonify({"kinds": [get_kind(name).describe() for name in known_kinds()]})
+
+    return app
+
+
+def app_from_config_file(path: str | os.PathLike[str] | None = None) -> Flask:
+    """The worker app from a YAML/JSON config file (default: ``$LEPTON_WORKER_CONFIG``)."""
+    where = path if path is not None else os.environ.get("LEPTON_WORKER_CONFIG")
+    if not where:
+        raise BadInput("no worker config file: give a path or set LEPTON_WORKER_CONFIG")
+    return create_worker_app(load_config_file(where))
+
+
+WORKER_PATHS: dict[str, Any] = {
+    "/v1/shards/run": {
+        "post": {
+            "summary": "Run one shard: kind.map(params, start, stop) at this worker's speed.",
+            "requestBody": {
+                "required": True,
+                "content": json_content(
+                    {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "required": list(RUN_FIELDS),
+                        "properties": {
+                            "job_id": {"type": "string", "minLength": 1, "maxLength": 200},
+                            "shard_id": {"type": "string", "minLength": 1, "maxLength": 200},
+                            "kind": {"type": "string", "minLength": 1, "maxLength": 100},
+                            "params": {"type": "object"},
+                            "start": {"type": "integer", "minimum": 0},
+                            "stop": {"type": "integer", "minimum": 0},
+                        },
+                    }
+                ),
+            },
+            "responses": {
+                "200": {
+                    "description": "The shard's partial result.",
+                    "content": json_content(
+                        {
+                            "type": "object",
+                            "required": ["job_id", "shard_id", "partial", "seconds"],
+                            "properties": {
+                                "job_id": {"type": "string"},
+                                "shard_id": {"type": "string"},
+                                "partial": {"type": "object"},
+                                "seconds": {"type": "number"},
+                            },
+                        }
+                    ),
+                },
+                **error_responses(400, 413, 415),
+            },
+        }
+    },
+    "/v1/kinds": {
+        "get": {
+            "summary": "The job kinds this worker can run, with their parameters.",
+            "responses": {
+                "200": {
+                    "description": "The kinds.",
+                    "content": json_content(
+                        {
+                            "type": "object",
+                            "properties": {"kinds": {"type": "array", "items": {"type": "object"}}},
+                        }
+                    ),
+                },
+                **error_responses(),
+            },
+        }
+    },
+}
+
+__all__ = ["WorkerConfig", "app_from_config_file", "create_worker_app"]
