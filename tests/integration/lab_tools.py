@@ -37,13 +37,6 @@ def cli(
     return result
 
 
-def one_error_line(result: subprocess.CompletedProcess[str]) -> str:
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("lepton-ops: error: ")
-    return lines[0]
-
-
 def lab_listeners() -> list[str]:
     out = subprocess.run(["ss", "-Hltn"], capture_output=True, text=True, check=True).stdout
     return [line for line in out.splitlines() if " 127.0.1." in f" {line.split()[3]}"]

@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-from lab_tools import VENV_BIN, cli, lab_listeners, node_ssh, one_error_line, requires_root
+from cli_support import one_error_line
+from lab_tools import VENV_BIN, cli, lab_listeners, node_ssh, requires_root
 
 from lepton_ops.inventory import load_fleet
 from lepton_ops.lab import LAB_NODES, LabMode, current_inventory, firewall

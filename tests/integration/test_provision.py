@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from lab_tools import cli, node_ssh, one_error_line
+from cli_support import one_error_line
+from lab_tools import cli, node_ssh
 
 from lepton_ops.lab import LabMode, firewall
 

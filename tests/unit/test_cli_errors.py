@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from cli_support import one_error_line, run_cli
 
 INVENTORY = """
 all:
@@ -16,24 +17,6 @@ all:
         a: {ansible_host: 127.0.1.1, lepton_weight: 100}
         b: {ansible_host: 127.0.1.2, lepton_weight: 200}
 """
-
-
-def run_cli(*args: str, state_dir: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "lepton_ops", *args, "--state-dir", str(state_dir)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-
-
-def error_line(result: subprocess.CompletedProcess[str]) -> str:
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert "Traceback" not in result.stderr
-    assert lines[0].startswith("lepton-ops: error: ")
-    return lines[0]
 
 
 @pytest.mark.parametrize(
@@ -59,13 +42,13 @@ def test_bad_inventory(tmp_path: Path, edit: tuple[str, str], needle: str) -> No
     inventory.write_text(INVENTORY.replace(*edit))
     result = run_cli("provision", "-i", str(inventory), state_dir=tmp_path / "state")
     assert result.returncode == 2
-    assert needle in error_line(result)
+    assert needle in one_error_line(result)
 
 
 def test_missing_inventory_file(tmp_path: Path) -> None:
     result = run_cli("provision", "-i", str(tmp_path / "nope.yml"), state_dir=tmp_path)
     assert result.returncode == 2
-    assert "nope.yml does not exist" in error_line(result)
+    assert "nope.yml does not exist" in one_error_line(result)
 
 
 def test_global_option_before_the_command(tmp_path: Path) -> None:
@@ -78,7 +61,7 @@ def test_global_option_before_the_command(tmp_path: Path) -> None:
         env={"LEPTON_OPS_STATE_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"},
     )
     assert result.returncode == 2
-    assert "x.yml does not exist" in error_line(result)
+    assert "x.yml does not exist" in one_error_line(result)
 
 
 def test_unknown_limit_host(tmp_path: Path) -> None:
@@ -86,25 +69,25 @@ def test_unknown_limit_host(tmp_path: Path) -> None:
     inventory.write_text(INVENTORY)
     result = run_cli("provision", "-i", str(inventory), "--limit", "zz", state_dir=tmp_path)
     assert result.returncode == 2
-    assert "no host or group named zz" in error_line(result)
+    assert "no host or group named zz" in one_error_line(result)
 
 
 def test_no_inventory_and_no_lab(tmp_path: Path) -> None:
     result = run_cli("provision", state_dir=tmp_path)
     assert result.returncode == 2
-    assert "lepton-ops lab up" in error_line(result)
+    assert "lepton-ops lab up" in one_error_line(result)
 
 
 def test_unknown_option_is_one_line(tmp_path: Path) -> None:
     result = run_cli("provision", "--frobnicate", state_dir=tmp_path)
     assert result.returncode == 2
-    assert "--frobnicate" in error_line(result)
+    assert "--frobnicate" in one_error_line(result)
 
 
 def test_bad_option_value_is_one_line(tmp_path: Path) -> None:
     result = run_cli("lab", "up", "--mode", "cloud", state_dir=tmp_path)
     assert result.returncode == 2
-    assert "cloud" in error_line(result)
+    assert "cloud" in one_error_line(result)
 
 
 def test_version(tmp_path: Path) -> None:

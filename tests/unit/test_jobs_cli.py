@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from cli_support import one_error_line, run_cli
 
 INVENTORY = """
 all:
@@ -33,29 +33,7 @@ def inventory(tmp_path: Path) -> Path:
 
 
 def job_plan(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "lepton_ops",
-            "job",
-            "plan",
-            *args,
-            "--state-dir",
-            str(tmp_path / "state"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-
-
-def one_error_line(result: subprocess.CompletedProcess[str]) -> str:
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("lepton-ops: error: ")
-    return lines[0]
+    return run_cli("job", "plan", *args, state_dir=tmp_path / "state")
 
 
 def test_plan_as_json(tmp_path: Path, inventory: Path) -> None:
