@@ -235,6 +235,8 @@ class Lab:
                 self._purge()
 
     def _teardown(self, record: LabRecord, *, firewall_chain: bool = True) -> None:
+        if record.mode is LabMode.LOCAL:
+            local_mode.stop_services(self.layout)
         stuck: list[int] = []
         for node_record in record.nodes:
             stuck.extend(ssh_mode.stop_node(node_record, record.boot_id))

@@ -2,12 +2,14 @@
 
 Each node's /opt/lepton, /etc/lepton and /var/lib/lepton are directories under
 ``<state_dir>/lab/nodes/nodeN/`` and the inventory's path variables point there.
-Nothing runs, so a node is *reachable* when its three directories exist: that is all
-Ansible needs to act on it.
+No daemon stands for a node, so a node is *reachable* when its three directories exist:
+that is all Ansible needs to act on it. Services deployed on the nodes run as the user's
+own processes; ``lab down`` stops them.
 """
 
 from __future__ import annotations
 
+from lepton_ops.errors import OperationFailed
 from lepton_ops.lab.layout import LabLayout
 from lepton_ops.lab.topology import LAB_NODES, LabNode
 
@@ -22,3 +24,24 @@ def prepare_nodes(layout: LabLayout) -> None:
 def node_reachable(layout: LabLayout, node: LabNode) -> bool:
     """local-mode reachability: the node's three directories exist."""
     return all(directory.is_dir() for directory in layout.node(node).lepton_dirs)
+
+
+def stop_services(layout: LabLayout) -> None:
+    """Stop the services deployed on the nodes (their supervisors and what they run).
+
+    In ssh mode they die with the node's mount namespace; in local mode they are plain
+    processes of the user, found through the supervisors' files in each node's data dir.
+    """
+    from lepton_ops.services.supervise import Files, stop
+
+    failures = []
+    for node in LAB_NODES:
+        data_dir = layout.node(node).data_dir
+        for state in sorted(data_dir.glob("*.supervisor.json")):
+            name = state.name.removesuffix(".supervisor.json")
+            try:
+                stop(Files(data_dir, name))
+            except SystemExit as exc:  # supervise reports a failed stop this way
+                failures.append(f"{node.name}: {exc}")
+    if failures:
+        raise OperationFailed("could not stop lab services: " + "; ".join(failures))

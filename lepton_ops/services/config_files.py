@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from collections.abc import Mapping
@@ -39,18 +40,28 @@ def config_path(data: Mapping[str, Any], key: str) -> Path:
 
 
 def load_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """A service config from a JSON or YAML file (never holds the token itself)."""
-    import yaml  # PyYAML is a dependency of lepton-ops
+    """A service config from a JSON or YAML file (never holds the token itself).
 
+    A ``.json`` file is read with the standard library: the nodes' venvs (the ``node``
+    extra) have no PyYAML, and ``lepton-ops deploy`` writes JSON configs.
+    """
     config_file = Path(path)
     try:
         text = config_file.read_text(encoding="utf-8")
     except OSError as exc:
         raise BadInput(f"config file {config_file} cannot be read: {exc.strerror}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise BadInput(f"config file {config_file} is not YAML/JSON: {exc}") from None
+    if config_file.suffix.lower() == ".json":
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            raise BadInput(f"config file {config_file} is not JSON: {exc}") from None
+    else:
+        import yaml  # PyYAML: a dependency of lepton-ops, not of the node extra
+
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise BadInput(f"config file {config_file} is not YAML/JSON: {exc}") from None
     if not isinstance(data, dict):
         raise BadInput(f"config file {config_file} must hold a mapping")
     if "token" in data:

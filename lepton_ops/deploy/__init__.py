@@ -1,0 +1,1 @@
+"""Deploy the lepton services (aggregator and workers) behind a shared bearer token."""

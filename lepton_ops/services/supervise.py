@@ -1,0 +1,299 @@
+"""A small process supervisor for nodes without systemd (the lab); standard library only.
+
+Run from the node's venv::
+
+    python -m lepton_ops.services.supervise start --name lepton-worker --run-dir /var/lib/lepton \
+        -- /opt/lepton/venv/bin/gunicorn ...
+    python -m lepton_ops.services.supervise stop|restart|status --name lepton-worker --run-dir ...
+
+``start`` detaches a supervisor (double fork, new session) that runs the command and
+starts it again whenever it exits, with a backoff from 0.5 s doubling up to 30 s (back
+to 0.5 s once a run lasted 10 s). It prints ``started``, or ``running`` when that
+supervisor already runs (an exclusive lock on ``<name>.lock`` says so, whatever a stale
+pid file claims). ``restart`` stops it (SIGTERM to the command, SIGKILL after a grace
+period) and starts it again. Files in the run directory:
+
+* ``<name>.pid``: the supervisor's pid;
+* ``<name>.supervisor.json``: supervisor and child pids, restart count, last exit;
+* ``<name>.supervisor.log``: one line per start, exit and restart;
+* ``<name>.log``: the command's stdout and stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import fcntl
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import IO, Any
+
+FIRST_BACKOFF_S = 0.5
+MAX_BACKOFF_S = 30.0
+STABLE_AFTER_S = 10.0
+STOP_GRACE_S = 20.0
+START_WAIT_S = 10.0
+
+
+@dataclass(frozen=True)
+class Files:
+    run_dir: Path
+    name: str
+
+    def path(self, suffix: str) -> Path:
+        return self.run_dir / f"{self.name}{suffix}"
+
+    @property
+    def lock(self) -> Path:
+        return self.path(".lock")
+
+    @property
+    def pid(self) -> Path:
+        return self.path(".pid")
+
+    @property
+    def state(self) -> Path:
+        return self.path(".supervisor.json")
+
+    @property
+    def log(self) -> Path:
+        return self.path(".supervisor.log")
+
+    @property
+    def output(self) -> Path:
+        return self.path(".log")
+
+
+def _try_lock(files: Files) -> int | None:
+    """An fd holding the exclusive lock, or None if a supervisor holds it."""
+    fd = os.open(files.lock, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def is_running(files: Files) -> bool:
+    if not files.lock.exists():
+        return False
+    fd = _try_lock(files)
+    if fd is None:
+        return True
+    os.close(fd)
+    return False
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(json.dumps(data, sort_keys=True) + "\n", encoding="utf-8")
+    temporary.replace(path)
+
+
+def _log(handle: IO[str], message: str) -> None:
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    handle.write(f"{stamp} {message}\n")
+    handle.flush()
+
+
+class _Supervisor:
+    def __init__(self, files: Files, command: list[str]) -> None:
+        self.files = files
+        self.command = command
+        self.stopping = False
+        self.child: subprocess.Popen[bytes] | None = None
+        self.restarts = 0
+        self.last_exit: dict[str, Any] | None = None
+
+    def on_term(self, signum: int, frame: FrameType | None) -> None:
+        self.stopping = True
+        if self.child is not None and self.child.poll() is None:
+            self.child.send_signal(signal.SIGTERM)
+
+    def save(self) -> None:
+        _write_json(
+            self.files.state,
+            {
+                "name": self.files.name,
+                "supervisor_pid": os.getpid(),
+                "child_pid": self.child.pid if self.child is not None else None,
+                "restarts": self.restarts,
+                "last_exit": self.last_exit,
+                "command": self.command,
+            },
+        )
+
+    def run(self) -> None:
+        signal.signal(signal.SIGTERM, self.on_term)
+        signal.signal(signal.SIGINT, self.on_term)
+        backoff = FIRST_BACKOFF_S
+        with (
+            self.files.log.open("a", encoding="utf-8") as log,
+            self.files.output.open("ab") as output,
+        ):
+            _log(log, f"supervisor {os.getpid()} starting: {' '.join(self.command)}")
+            while not self.stopping:
+                began = time.monotonic()
+                try:
+                    self.child = subprocess.Popen(
+                        self.command, stdin=subprocess.DEVNULL, stdout=output, stderr=output
+                    )
+                except OSError as exc:
+                    _log(log, f"cannot start: {exc}")
+                    self.child = None
+                    code: int | None = None
+                else:
+                    _log(log, f"started pid {self.child.pid} (restarts so far: {self.restarts})")
+                    self.save()
+                    code = self._wait_child()
+                if self.stopping:
+                    break
+                uptime = time.monotonic() - began
+                if uptime >= STABLE_AFTER_S:
+                    backoff = FIRST_BACKOFF_S
+                self.last_exit = {"code": code, "uptime_s": round(uptime, 3), "at": time.time()}
+                self.restarts += 1
+                _log(
+                    log,
+                    f"exited with code {code} after {uptime:.1f}s; "
+                    f"restart #{self.restarts} in {backoff:.1f}s",
+                )
+                self.save()
+                self._sleep(backoff)
+                backoff = min(backoff * 2, MAX_BACKOFF_S)
+            self._stop_child(log)
+            _log(log, f"supervisor {os.getpid()} stopped")
+            self.child = None
+            self.save()
+
+    def _wait_child(self) -> int:
+        assert self.child is not None
+        while True:
+            try:
+                return self.child.wait()
+            except InterruptedError:  # pragma: no cover - PEP 475 retries for us
+                continue
+
+    def _sleep(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while not self.stopping and time.monotonic() < deadline:
+            time.sleep(min(0.1, max(0.0, deadline - time.monotonic())))
+
+    def _stop_child(self, log: IO[str]) -> None:
+        child = self.child
+        if child is None or child.poll() is not None:
+            return
+        child.send_signal(signal.SIGTERM)
+        try:
+            child.wait(timeout=STOP_GRACE_S)
+        except subprocess.TimeoutExpired:
+            _log(log, f"pid {child.pid} ignored SIGTERM for {STOP_GRACE_S:.0f}s: SIGKILL")
+            child.kill()
+            child.wait()
+
+
+def start(files: Files, command: list[str]) -> str:
+    """Detach a supervisor for ``command``; 'started', or 'running' if one already runs."""
+    if not command:
+        raise SystemExit("supervise start: give the command after --")
+    files.run_dir.mkdir(parents=True, exist_ok=True)
+    lock_fd = _try_lock(files)
+    if lock_fd is None:
+        return "running"
+    files.pid.unlink(missing_ok=True)
+    first = os.fork()
+    if first == 0:
+        os.setsid()
+        if os.fork() != 0:
+            os._exit(0)
+        _become_daemon(lock_fd)
+        try:
+            files.pid.write_text(f"{os.getpid()}\n", encoding="utf-8")
+            _Supervisor(files, command).run()
+        finally:
+            files.pid.unlink(missing_ok=True)
+            os._exit(0)
+    os.close(lock_fd)
+    os.waitpid(first, 0)
+    deadline = time.monotonic() + START_WAIT_S
+    while time.monotonic() < deadline:
+        if files.pid.exists() and files.pid.read_text(encoding="utf-8").strip():
+            return "started"
+        time.sleep(0.05)
+    raise SystemExit(f"supervise start: the supervisor wrote no pid file {files.pid}")
+
+
+def _become_daemon(keep_fd: int) -> None:
+    os.chdir("/")
+    os.umask(0o022)
+    null = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(null, fd)
+    if null > 2:
+        os.close(null)
+    os.closerange(3, keep_fd)
+    os.closerange(keep_fd + 1, 1024)
+
+
+def stop(files: Files) -> str:
+    """Stop the supervisor and its command; 'stopped', or 'not running'."""
+    if not is_running(files):
+        return "not running"
+    try:
+        pid = int(files.pid.read_text(encoding="utf-8").strip())
+    except (OSError, ValueError):
+        message = f"supervise stop: {files.name} runs but {files.pid} names no pid"
+        raise SystemExit(message) from None
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + STOP_GRACE_S + 5
+    while time.monotonic() < deadline:
+        if not is_running(files):
+            return "stopped"
+        time.sleep(0.05)
+    raise SystemExit(f"supervise stop: {files.name} (pid {pid}) did not stop")
+
+
+def status(files: Files) -> dict[str, Any]:
+    data: dict[str, Any] = {"name": files.name}
+    with contextlib.suppress(OSError, ValueError):
+        data.update(json.loads(files.state.read_text(encoding="utf-8")))
+    data["running"] = is_running(files)
+    return data
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m lepton_ops.services.supervise")
+    parser.add_argument("action", choices=("start", "stop", "restart", "status"))
+    parser.add_argument("--name", required=True, help="service name: names the files")
+    parser.add_argument("--run-dir", required=True, type=Path, help="pid, state and log files")
+    words = list(sys.argv[1:] if argv is None else argv)
+    command: list[str] = []
+    if "--" in words:  # start and restart: the command follows --
+        cut = words.index("--")
+        words, command = words[:cut], words[cut + 1 :]
+    args = parser.parse_args(words)
+    files = Files(args.run_dir, args.name)
+    if args.action == "start":
+        print(start(files, command))
+    elif args.action == "stop":
+        print(stop(files))
+    elif args.action == "restart":
+        stop(files)
+        start(files, command)
+        print("restarted")
+    else:
+        print(json.dumps(status(files), sort_keys=True))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
