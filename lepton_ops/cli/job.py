@@ -1,10 +1,11 @@
-"""``lepton-ops job``: plan jobs over the fleet's workers."""
+"""``lepton-ops job``: plan jobs over the fleet's workers, run them and follow them."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from lepton_ops.cli.options import (
@@ -15,12 +16,17 @@ from lepton_ops.cli.options import (
     require_inventory,
     settings,
 )
-from lepton_ops.cli.render import console, print_json
+from lepton_ops.cli.render import console, err_console, print_json
+from lepton_ops.errors import OperationFailed
+from lepton_ops.jobs import client as jobs
 from lepton_ops.jobs.fleet import plan_inventory
 from lepton_ops.jobs.planner import Plan, Strategy
+from lepton_ops.settings import Settings
 
 app = typer.Typer(
-    help="Jobs: split tasks over the workers in proportion to their weights.",
+    help="Jobs: split tasks over the workers in proportion to their weights, run them on "
+    "the aggregator and follow them. LEPTON_OPS_AGGREGATOR_URL overrides the aggregator's "
+    "address from the inventory (for tests and ssh tunnels).",
     no_args_is_help=True,
 )
 
@@ -136,3 +142,225 @@ def _ranges(plan: Plan, node: str) -> str:
     if not shards:
         return "-"
     return f"[{shards[0].start}, {shards[-1].stop})"
+
+
+# --------------------------------------------------------------------------- run and follow
+
+JobIdArg = Annotated[str, typer.Argument(help="The job's id (from 'job run' or 'job list').")]
+
+
+def _client(cfg: Settings) -> jobs.AggregatorClient:
+    return jobs.connect(cfg.state_dir, lambda: require_inventory(cfg))
+
+
+@app.command("run")
+def run_command(
+    ctx: typer.Context,
+    kind: Annotated[str, typer.Option("--kind", "-k", help="The job kind (mean, pi, sleep...).")],
+    tasks: Annotated[
+        int, typer.Option("--tasks", "-n", help="How many tasks the job has.", show_default=False)
+    ],
+    task_size: Annotated[
+        int | None,
+        typer.Option("--task-size", help="Numbers per task (mean, pi).", show_default=False),
+    ] = None,
+    seed: Annotated[
+        int | None, typer.Option("--seed", help="The random seed (mean, pi).", show_default=False)
+    ] = None,
+    task_ms: Annotated[
+        float | None,
+        typer.Option(
+            "--task-ms", help="Milliseconds per task at speed 1 (sleep).", show_default=False
+        ),
+    ] = None,
+    strategy: Annotated[
+        str, typer.Option("--strategy", help="weighted (by lepton_weight) or equal.")
+    ] = "weighted",
+    shard_size: Annotated[
+        int | None, typer.Option("--shard-size", help="Tasks per shard.", show_default=False)
+    ] = None,
+    detach: Annotated[
+        bool, typer.Option("--detach", "-d", help="Submit and return; the job goes on.")
+    ] = False,
+    inventory: InventoryOpt = None,
+    state_dir: StateDirOpt = None,
+    json_output: JsonOpt = False,
+    verbose: VerboseOpt = 0,
+) -> None:
+    """Run a job on the aggregator and follow it (Ctrl-C detaches; the job goes on)."""
+    cfg = settings(ctx, inventory, state_dir, json_output, verbose)
+    params = jobs.job_params(kind, {"task_size": task_size, "seed": seed, "task_ms": task_ms})
+    with _client(cfg) as client:
+        job_id = client.submit(kind, params, tasks, strategy, shard_size)
+        if detach:
+            _detached(cfg, job_id, interrupted=False)
+            return
+        _follow_and_show(cfg, client, job_id)
+
+
+@app.command("watch")
+def watch_command(
+    ctx: typer.Context,
+    job_id: JobIdArg,
+    inventory: InventoryOpt = None,
+    state_dir: StateDirOpt = None,
+    json_output: JsonOpt = False,
+    verbose: VerboseOpt = 0,
+) -> None:
+    """Follow a job until it finishes, then show its result (Ctrl-C detaches)."""
+    cfg = settings(ctx, inventory, state_dir, json_output, verbose)
+    with _client(cfg) as client:
+        _follow_and_show(cfg, client, job_id)
+
+
+@app.command("status")
+def status_command(
+    ctx: typer.Context,
+    job_id: JobIdArg,
+    inventory: InventoryOpt = None,
+    state_dir: StateDirOpt = None,
+    json_output: JsonOpt = False,
+    verbose: VerboseOpt = 0,
+) -> None:
+    """A job's status, progress and per-node work."""
+    cfg = settings(ctx, inventory, state_dir, json_output, verbose)
+    with _client(cfg) as client:
+        status = client.status(job_id)
+    if cfg.json:
+        print_json(status)
+        return
+    progress = status.get("progress") or {}
+    console.print(
+        f"job {status['job_id']} ({status['kind']}): {status['status']}, "
+        f"{progress.get('shards_done', 0)}/{progress.get('shards_total', 0)} shards, "
+        f"{progress.get('tasks_done', 0)}/{progress.get('tasks_total', 0)} tasks"
+        + (f"; {status['reason']}" if status.get("reason") else "")
+    )
+    console.print(_per_node_table(status))
+
+
+@app.command("result")
+def result_command(
+    ctx: typer.Context,
+    job_id: JobIdArg,
+    inventory: InventoryOpt = None,
+    state_dir: StateDirOpt = None,
+    json_output: JsonOpt = False,
+    verbose: VerboseOpt = 0,
+) -> None:
+    """A finished job's result (exit 1 with the reason if it failed or still runs)."""
+    cfg = settings(ctx, inventory, state_dir, json_output, verbose)
+    with _client(cfg) as client:
+        status = client.status(job_id)
+        if status.get("status") == "failed":
+            raise OperationFailed(jobs.failure_line(status))
+        _show_outcome(cfg, jobs.outcome(client, status))
+
+
+@app.command("list")
+def list_command(
+    ctx: typer.Context,
+    inventory: InventoryOpt = None,
+    state_dir: StateDirOpt = None,
+    json_output: JsonOpt = False,
+    verbose: VerboseOpt = 0,
+) -> None:
+    """The aggregator's jobs, newest first."""
+    cfg = settings(ctx, inventory, state_dir, json_output, verbose)
+    with _client(cfg) as client:
+        listed = client.list()
+    if cfg.json:
+        print_json({"jobs": listed})
+        return
+    table = Table(title=f"{len(listed)} jobs", title_justify="left")
+    for column in ("job", "kind", "status", "strategy", "tasks", "shards"):
+        table.add_column(column, justify="right" if column in ("tasks", "shards") else "left")
+    for job in listed:
+        table.add_row(
+            str(job["job_id"]), str(job["kind"]), str(job["status"]), str(job["strategy"]),
+            str(job["tasks"]), str(job["shards"]),
+        )  # fmt: skip
+    console.print(table)
+
+
+def _follow_and_show(cfg: Settings, client: jobs.AggregatorClient, job_id: str) -> None:
+    try:
+        status = _follow(cfg, client, job_id)
+    except KeyboardInterrupt:
+        _detached(cfg, job_id, interrupted=True)
+        return
+    finished = jobs.outcome(client, status)
+    if not finished.succeeded:
+        if cfg.json:
+            print_json(finished.to_dict())
+        raise OperationFailed(jobs.failure_line(status))
+    _show_outcome(cfg, finished)
+
+
+def _follow(cfg: Settings, client: jobs.AggregatorClient, job_id: str) -> dict[str, Any]:
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("shards"),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[nodes]}"),
+        console=err_console,
+        disable=cfg.json or not err_console.is_terminal,
+    ) as bar:
+        task = bar.add_task(f"job {job_id}", total=None, nodes="")
+
+        def update(status: dict[str, Any]) -> None:
+            progress = status["progress"]
+            bar.update(
+                task,
+                completed=progress["shards_done"],
+                total=progress["shards_total"],
+                nodes=_tally(status),
+            )
+
+        return jobs.follow(client, job_id, update)
+
+
+def _tally(status: dict[str, Any]) -> str:
+    per_node = status.get("per_node") or {}
+    return " ".join(f"{node}:{entry['shards']}" for node, entry in per_node.items())
+
+
+def _detached(cfg: Settings, job_id: str, *, interrupted: bool) -> None:
+    why = "detached" if interrupted else "submitted"
+    err_console.print(
+        f"{why}: job {job_id} goes on on the aggregator; follow it with "
+        f"'lepton-ops job watch {job_id}'",
+        highlight=False,
+    )
+    if cfg.json:
+        print_json({"job_id": job_id, "status": "running"})
+
+
+def _show_outcome(cfg: Settings, finished: jobs.Outcome) -> None:
+    data = finished.to_dict()
+    if cfg.json:
+        print_json(data)
+        return
+    table = Table(
+        title=f"job {data['job_id']} ({data['kind']}): {data['status']}", title_justify="left"
+    )
+    table.add_column("result")
+    table.add_column("value", justify="right")
+    for key, value in (data["result"] or {}).items():
+        table.add_row(str(key), f"{value:.17g}" if isinstance(value, float) else str(value))
+    console.print(table)
+    console.print(_per_node_table(finished.status))
+    if data["makespan_s"] is not None:
+        console.print(f"makespan {data['makespan_s']:.3f} s")
+
+
+def _per_node_table(status: dict[str, Any]) -> Table:
+    table = Table(title="per node", title_justify="left")
+    table.add_column("node")
+    for column in ("tasks", "shards", "seconds"):
+        table.add_column(column, justify="right")
+    for node, entry in (status.get("per_node") or {}).items():
+        table.add_row(node, str(entry["tasks"]), str(entry["shards"]), f"{entry['seconds']:.3f}")
+    return table

@@ -6,6 +6,9 @@ the end of the session, even when tests fail. Only one ssh-mode lab can hold the
 addresses 127.0.1.1-5:22 at a time, so every test that needs a running lab uses this
 one fixture rather than starting its own.
 
+``provisioned`` and ``deployed`` provision the session lab and deploy the services on
+it once per session (several test files use them).
+
 Tests marked ``lab_cycle`` take the session lab down and bring it back up; they are
 moved to the end of the session so they never disturb tests that rely on processes
 running inside the nodes.
@@ -19,8 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from lab_tools import NODES, Deployed, deploy, provision, statuses
 
-from lepton_ops.lab import Lab, LabMode, LabStatus
+from lepton_ops.lab import Lab, LabMode, LabStatus, local_mode
 
 LAB_CYCLE_MARKER = "lab_cycle"
 
@@ -76,3 +80,24 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningLab]:
         yield RunningLab(state_dir=state_dir, lab=the_lab, status=status)
     finally:
         the_lab.down()
+
+
+@pytest.fixture(scope="session")
+def provisioned(lab: RunningLab) -> RunningLab:
+    result, data = provision(lab)
+    assert result.returncode == 0, result.stderr
+    assert sorted(statuses(data)) == NODES
+    assert all(status in ("ok", "changed") for status, _ in statuses(data).values())
+    return lab
+
+
+@pytest.fixture(scope="session")
+def deployed(provisioned: RunningLab) -> Iterator[Deployed]:
+    try:
+        result, data = deploy(provisioned)
+        assert result.returncode == 0, result.stderr
+        assert sorted(statuses(data)) == NODES
+        yield Deployed(provisioned, result, data)
+    finally:
+        if provisioned.mode is LabMode.LOCAL:
+            local_mode.stop_services(provisioned.lab.layout)

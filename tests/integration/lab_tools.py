@@ -1,15 +1,19 @@
-"""Helpers for the integration tests: the CLI as a user runs it, ssh into a lab node."""
+"""Helpers for the integration tests: the CLI as a user runs it, ssh into a lab node,
+provision and deploy the session lab (the fixtures that do it once are in conftest.py)."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from lepton_ops.deploy.token import token_path
 from lepton_ops.lab import LAB_NODES
 
 if TYPE_CHECKING:
@@ -17,6 +21,10 @@ if TYPE_CHECKING:
 
 VENV_BIN = Path(sys.executable).parent
 CLI = VENV_BIN / "lepton-ops"
+
+NODES = ["node1", "node2", "node3", "node4", "node5"]
+PROVISION_TIMEOUT = 600
+DEPLOY_TIMEOUT = 300
 
 requires_root = pytest.mark.skipif(os.geteuid() != 0, reason="ssh-mode lab needs root")
 
@@ -67,3 +75,30 @@ def node_ssh(lab: RunningLab, node: str, command: str) -> subprocess.CompletedPr
         timeout=60,
         check=False,
     )
+
+
+def provision(lab: RunningLab, *args: str) -> tuple[subprocess.CompletedProcess[str], Any]:
+    result = cli("provision", "--json", *args, state_dir=lab.state_dir, timeout=PROVISION_TIMEOUT)
+    data = json.loads(result.stdout) if result.stdout.strip() else None
+    return result, data
+
+
+def deploy(lab: RunningLab, *args: str) -> tuple[subprocess.CompletedProcess[str], Any]:
+    result = cli("deploy", "--json", *args, state_dir=lab.state_dir, timeout=DEPLOY_TIMEOUT)
+    data = json.loads(result.stdout) if result.stdout.strip() else None
+    return result, data
+
+
+def statuses(data: Any) -> dict[str, tuple[str, int]]:
+    return {host["host"]: (host["status"], host["changed"]) for host in data["hosts"]}
+
+
+@dataclass
+class Deployed:
+    lab: RunningLab
+    result: subprocess.CompletedProcess[str]
+    data: Any
+
+    @property
+    def token(self) -> str:
+        return token_path(self.lab.state_dir).read_text(encoding="utf-8").strip()

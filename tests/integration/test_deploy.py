@@ -5,45 +5,22 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
-from lab_tools import cli
-from test_provision import NODES, statuses
-from test_provision import provision as run_provision
+from lab_tools import NODES, Deployed, deploy, statuses
 
 from lepton_ops.deploy.token import token_path
-from lepton_ops.lab import LAB_NODES, LabMode, local_mode
+from lepton_ops.lab import LAB_NODES
 
 if TYPE_CHECKING:
     from conftest import RunningLab
 
-DEPLOY_TIMEOUT = 300
 WORKER_PORT = 8701
 AGGREGATOR_PORT = 8700
 ADDRESSES = {node.name: node.address for node in LAB_NODES}
-
-
-@dataclass
-class Deployed:
-    lab: RunningLab
-    result: subprocess.CompletedProcess[str]
-    data: Any
-
-    @property
-    def token(self) -> str:
-        return token_path(self.lab.state_dir).read_text(encoding="utf-8").strip()
-
-
-def deploy(lab: RunningLab, *args: str) -> tuple[subprocess.CompletedProcess[str], Any]:
-    result = cli("deploy", "--json", *args, state_dir=lab.state_dir, timeout=DEPLOY_TIMEOUT)
-    data = json.loads(result.stdout) if result.stdout.strip() else None
-    return result, data
 
 
 def worker_url(name: str, path: str) -> str:
@@ -54,26 +31,6 @@ def supervisor_state(lab: RunningLab, name: str, service: str) -> dict[str, Any]
     state = lab.lab.node_paths(name).data_dir / f"{service}.supervisor.json"
     data: dict[str, Any] = json.loads(state.read_text(encoding="utf-8"))
     return data
-
-
-@pytest.fixture(scope="module")
-def provisioned(lab: RunningLab) -> RunningLab:
-    result, data = run_provision(lab)
-    assert result.returncode == 0, result.stderr
-    assert all(status in ("ok", "changed") for status, _ in statuses(data).values())
-    return lab
-
-
-@pytest.fixture(scope="module")
-def deployed(provisioned: RunningLab) -> Iterator[Deployed]:
-    try:
-        result, data = deploy(provisioned)
-        assert result.returncode == 0, result.stderr
-        assert sorted(statuses(data)) == NODES
-        yield Deployed(provisioned, result, data)
-    finally:
-        if provisioned.mode is LabMode.LOCAL:
-            local_mode.stop_services(provisioned.lab.layout)
 
 
 @pytest.mark.slow

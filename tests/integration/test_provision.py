@@ -2,43 +2,21 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
 from cli_support import one_error_line
-from lab_tools import cli, node_ssh
+from lab_tools import NODES, node_ssh, provision, statuses
 
 from lepton_ops.lab import LabMode, firewall
 
 if TYPE_CHECKING:
     from conftest import RunningLab
 
-NODES = ["node1", "node2", "node3", "node4", "node5"]
 STACK_CHECK = "import sklearn, flask, numpy, lepton_ops"
-PROVISION_TIMEOUT = 600
-
-
-def provision(lab: RunningLab, *args: str) -> tuple[subprocess.CompletedProcess[str], Any]:
-    result = cli("provision", "--json", *args, state_dir=lab.state_dir, timeout=PROVISION_TIMEOUT)
-    data = json.loads(result.stdout) if result.stdout.strip() else None
-    return result, data
-
-
-def statuses(data: Any) -> dict[str, tuple[str, int]]:
-    return {host["host"]: (host["status"], host["changed"]) for host in data["hosts"]}
-
-
-@pytest.fixture(scope="module")
-def provisioned(lab: RunningLab) -> RunningLab:
-    result, data = provision(lab)
-    assert result.returncode == 0, result.stderr
-    assert sorted(statuses(data)) == NODES
-    assert all(status in ("ok", "changed") for status, _ in statuses(data).values())
-    return lab
 
 
 @pytest.mark.slow

@@ -3,128 +3,23 @@
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import sqlite3
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 from flask import Flask
-from werkzeug.serving import BaseWSGIServer, make_server
+from service_support import AUTH, TOKEN, Worker, aggregator, assert_exact_mean
 
 from lepton_ops.errors import BadInput, OperationFailed
 from lepton_ops.services.aggregator import create_aggregator_app, dispatcher_of
 from lepton_ops.services.aggregator_config import AggregatorConfig
 from lepton_ops.services.job_store import SCHEMA_VERSION, JobStatus, JobStore
 from lepton_ops.services.openapi import openapi_path
-from lepton_ops.services.worker import create_worker_app
 
-TOKEN = "aggregator-token-0123456789abcdef"
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
 MEAN_JOB = {"kind": "mean", "params": {"task_size": 100, "seed": 7}, "tasks": 200}
-
-WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Any]
-
-
-@pytest.fixture
-def token_file(tmp_path: Path) -> Path:
-    path = tmp_path / "token"
-    path.write_text(TOKEN, encoding="utf-8")
-    os.chmod(path, 0o600)
-    return path
-
-
-class Worker:
-    """A real worker on 127.0.0.1 (ephemeral port), with hooks to slow it down or kill it."""
-
-    def __init__(self, app: Flask, *, delay_s: float = 0.0, die_after: int | None = None) -> None:
-        self.app = app
-        self.delay_s = delay_s
-        self.die_after = die_after
-        self.served = 0
-        self.dead = False
-        self._lock = threading.Lock()
-        self.server: BaseWSGIServer = make_server("127.0.0.1", 0, self._wsgi, threaded=True)
-        self.url = f"http://127.0.0.1:{self.server.server_port}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def _wsgi(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
-        if environ.get("PATH_INFO") == "/v1/shards/run":
-            with self._lock:
-                if self.die_after is not None and self.served >= self.die_after:
-                    self._die(environ)
-                    start_response("503 Service Unavailable", [("Content-Length", "0")])
-                    return []
-                self.served += 1
-            if self.delay_s:
-                time.sleep(self.delay_s)
-        return self.app.wsgi_app(environ, start_response)
-
-    def _die(self, environ: dict[str, Any]) -> None:
-        """Like a killed process: the connection drops, the port stops listening."""
-        if not self.dead:
-            self.dead = True
-            threading.Thread(target=self.stop, daemon=True).start()
-        sock = environ.get("werkzeug.socket")
-        if sock is not None:
-            sock.shutdown(socket.SHUT_RDWR)
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-@pytest.fixture
-def make_worker(token_file: Path) -> Iterator[Callable[..., Worker]]:
-    workers: list[Worker] = []
-
-    def make(**kwargs: Any) -> Worker:
-        worker = Worker(create_worker_app({"token_file": str(token_file)}), **kwargs)
-        workers.append(worker)
-        return worker
-
-    yield make
-    for worker in workers:
-        if not worker.dead:
-            worker.stop()
-
-
-def aggregator(
-    token_file: Path,
-    db: Path,
-    workers: list[Worker],
-    weights: list[int] | None = None,
-    **extra: Any,
-) -> Flask:
-    weights = weights or [1, 2, 3]
-    config = {
-        "token_file": str(token_file),
-        "db_path": str(db),
-        "workers": [
-            {"name": f"node{i + 1}", "url": worker.url, "weight": weight}
-            for i, (worker, weight) in enumerate(zip(workers, weights, strict=True))
-        ],
-        "connect_timeout_s": 1.0,
-        "first_read_timeout_s": 10.0,
-        "retry_delay_s": 0.01,
-        "poll_s": 0.005,
-        **extra,
-    }
-    return create_aggregator_app(config)
-
-
-@pytest.fixture
-def apps() -> Iterator[list[Flask]]:
-    made: list[Flask] = []
-    yield made
-    for app in made:
-        dispatcher_of(app).shutdown(timeout=10)
 
 
 def wait_done(app: Flask, job_id: str, timeout: float = 20.0) -> dict[str, Any]:
@@ -133,19 +28,6 @@ def wait_done(app: Flask, job_id: str, timeout: float = 20.0) -> dict[str, Any]:
     assert response.status_code == 200
     data: dict[str, Any] = response.json
     return data
-
-
-def expected_mean() -> np.ndarray[Any, np.dtype[np.float64]]:
-    return np.concatenate([np.random.default_rng([7, i]).random(100) for i in range(200)])
-
-
-def assert_exact_mean(result: dict[str, Any]) -> None:
-    values = expected_mean()
-    assert result["count"] == values.size == 20_000
-    assert result["mean"] == pytest.approx(values.mean(), rel=1e-12)
-    assert result["variance"] == pytest.approx(values.var(), rel=1e-12)
-    assert result["min"] == values.min()
-    assert result["max"] == values.max()
 
 
 def shard_rows(db: Path, job_id: str) -> list[tuple[str, str]]:

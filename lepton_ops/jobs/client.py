@@ -1,0 +1,272 @@
+"""A typed client for the aggregator's job API, and the logic behind ``lepton-ops job``.
+
+The aggregator is found in the inventory (:func:`aggregator_url`: the single host of the
+``aggregator`` group, its ``ansible_host`` and ``lepton_aggregator_port``, default 8700).
+``LEPTON_OPS_AGGREGATOR_URL`` overrides that lookup (for tests, and for reaching the
+aggregator through a tunnel). The bearer token is read from the controller's token file
+and only ever sent in the ``Authorization`` header: it is never printed or logged.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from lepton_ops.deploy.token import token_path
+from lepton_ops.errors import BadInput, OperationFailed
+from lepton_ops.inventory import load_fleet
+from lepton_ops.inventory.fleet import AGGREGATOR_GROUP
+from lepton_ops.jobs.kinds import get_kind
+from lepton_ops.services.auth import read_token_file
+
+#: Overrides the inventory lookup of the aggregator's URL (tests, ssh tunnels).
+AGGREGATOR_URL_ENV = "LEPTON_OPS_AGGREGATOR_URL"
+PORT_VAR = "lepton_aggregator_port"
+DEFAULT_PORT = 8700
+DEFAULT_TIMEOUT_S = 10.0
+FINISHED = frozenset({"succeeded", "failed"})
+
+
+def aggregator_url(inventory: Path) -> str:
+    """``http://ADDRESS:PORT`` of the inventory's single ``aggregator`` host."""
+    fleet = load_fleet(inventory)
+    hosts = [node for node in fleet.nodes if node.is_aggregator]
+    if len(hosts) != 1:
+        names = ", ".join(node.name for node in hosts) or "none"
+        raise BadInput(
+            f"inventory {inventory} must have exactly one host in the "
+            f"'{AGGREGATOR_GROUP}' group, has {len(hosts)} ({names})"
+        )
+    node = hosts[0]
+    raw = node.vars.get(PORT_VAR, DEFAULT_PORT)
+    try:
+        port = int(str(raw).strip())
+    except ValueError:
+        port = -1
+    if not 0 < port < 65536:
+        raise BadInput(f"host {node.name}: {PORT_VAR} must be a port number, got {raw!r}")
+    return f"http://{node.address}:{port}"
+
+
+class AggregatorClient:
+    """The aggregator's job API: :meth:`submit`, :meth:`status`, :meth:`result`, :meth:`list`."""
+
+    def __init__(
+        self,
+        base_url: str,
+        token: str,
+        timeout: float = DEFAULT_TIMEOUT_S,
+        *,
+        token_file: Path | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.token_file = token_file
+        self._http = httpx.Client(
+            base_url=self.base_url,
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=timeout,
+        )
+
+    def __enter__(self) -> AggregatorClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    def submit(
+        self,
+        kind: str,
+        params: Mapping[str, Any],
+        tasks: int,
+        strategy: str = "weighted",
+        shard_size: int | None = None,
+    ) -> str:
+        """Submit a job; its id."""
+        body: dict[str, Any] = {
+            "kind": kind,
+            "params": dict(params),
+            "tasks": tasks,
+            "strategy": strategy,
+        }
+        if shard_size is not None:
+            body["shard_size"] = shard_size
+        data = self._request("POST", "/v1/jobs", json=body)
+        return str(data["job_id"])
+
+    def status(self, job_id: str) -> dict[str, Any]:
+        return self._request("GET", f"/v1/jobs/{job_id}", job_id=job_id)
+
+    def result(self, job_id: str) -> dict[str, Any]:
+        return self._request("GET", f"/v1/jobs/{job_id}/result", job_id=job_id)
+
+    def list(self) -> list[dict[str, Any]]:
+        jobs = self._request("GET", "/v1/jobs")["jobs"]
+        assert isinstance(jobs, list)
+        return jobs
+
+    def _request(
+        self, method: str, path: str, *, json: Any = None, job_id: str | None = None
+    ) -> dict[str, Any]:
+        try:
+            response = self._http.request(method, path, json=json)
+        except (httpx.TransportError, httpx.TimeoutException) as exc:
+            raise OperationFailed(
+                f"aggregator at {self.base_url} is not answering: is it deployed? "
+                f"(lepton-ops deploy) [{type(exc).__name__}]"
+            ) from None
+        if response.status_code == 401:
+            where = f"the token in {self.token_file}" if self.token_file else "the token"
+            raise OperationFailed(
+                f"aggregator at {self.base_url} refused {where} (401): "
+                f"deploy again with 'lepton-ops deploy' so both sides share it"
+            )
+        if response.status_code == 404 and job_id is not None:
+            raise BadInput(f"no job {job_id}")
+        if response.status_code == 400:
+            raise BadInput(_error_text(response))
+        if response.status_code == 409:
+            raise OperationFailed(_error_text(response))
+        if response.status_code >= 300:
+            raise OperationFailed(
+                f"aggregator at {self.base_url}: {method} {path} answered "
+                f"{response.status_code}: {_error_text(response)}"
+            )
+        try:
+            data = response.json()
+        except ValueError:
+            data = None
+        if not isinstance(data, dict):
+            raise OperationFailed(f"aggregator at {self.base_url} answered {path} with no JSON")
+        return data
+
+
+def _error_text(response: httpx.Response) -> str:
+    try:
+        data = response.json()
+    except ValueError:
+        data = None
+    if isinstance(data, dict) and isinstance(data.get("error"), str):
+        return " ".join(str(data["error"]).split())[:300]
+    return response.reason_phrase or f"HTTP {response.status_code}"
+
+
+def connect(
+    state_dir: Path,
+    inventory: Callable[[], Path],
+    timeout: float = DEFAULT_TIMEOUT_S,
+) -> AggregatorClient:
+    """A client for the fleet's aggregator: ``$LEPTON_OPS_AGGREGATOR_URL`` if set, else the
+    inventory's (``inventory`` is only called then), with the controller's token."""
+    url = os.environ.get(AGGREGATOR_URL_ENV) or aggregator_url(inventory())
+    path = token_path(state_dir)
+    if not path.exists():
+        raise BadInput(f"no service token at {path}: deploy first (lepton-ops deploy)")
+    return AggregatorClient(url, read_token_file(path), timeout, token_file=path)
+
+
+# --------------------------------------------------------------------------- job options
+
+#: The generic ``job run`` options that carry a kind's parameters.
+PARAM_OPTIONS = ("task_size", "seed", "task_ms")
+
+
+def job_params(kind_name: str, options: Mapping[str, Any]) -> dict[str, Any]:
+    """The kind's parameters from the ``job run`` options given (None: not given).
+
+    An option the kind does not declare is BadInput (one line naming the kind's options);
+    values are checked by the kind's :class:`~lepton_ops.jobs.kinds.base.Param`.
+    """
+    kind = get_kind(kind_name)
+    declared = {param.name: param for param in kind.params}
+    given = {name: value for name, value in options.items() if value is not None}
+    unknown = [name for name in given if name not in declared]
+    if unknown:
+        flags = ", ".join("--" + name.replace("_", "-") for name in unknown)
+        accepted = ", ".join(param.flag for param in kind.params) or "none"
+        raise BadInput(f"job kind {kind.name} does not take {flags} (its options: {accepted})")
+    return {name: declared[name].coerce(value) for name, value in given.items()}
+
+
+# --------------------------------------------------------------------------- following
+
+Progress = Callable[[dict[str, Any]], None]
+
+
+def follow(
+    client: AggregatorClient,
+    job_id: str,
+    on_status: Progress | None = None,
+    *,
+    poll_s: float = 0.25,
+    sleep: Callable[[float], None] = time.sleep,
+) -> dict[str, Any]:
+    """Poll the job's status every ``poll_s`` until it has finished; its last status."""
+    while True:
+        status = client.status(job_id)
+        if on_status is not None:
+            on_status(status)
+        if status.get("status") in FINISHED:
+            return status
+        sleep(poll_s)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A finished job: its last status and, when it succeeded, its result."""
+
+    status: dict[str, Any]
+    result: dict[str, Any] | None
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status.get("status") == "succeeded"
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"job_id", "status", "kind", "result", "per_node", "makespan_s"}``."""
+        per_node = {
+            str(node): {"tasks": int(entry["tasks"]), "seconds": float(entry["seconds"])}
+            for node, entry in (self.status.get("per_node") or {}).items()
+        }
+        return {
+            "job_id": self.status["job_id"],
+            "status": self.status["status"],
+            "kind": self.status["kind"],
+            "result": None if self.result is None else self.result.get("result"),
+            "per_node": per_node,
+            "makespan_s": self.status.get("makespan_s"),
+        }
+
+
+def outcome(client: AggregatorClient, status: dict[str, Any]) -> Outcome:
+    """The outcome of a finished job (fetches the result when it succeeded)."""
+    if status.get("status") == "succeeded":
+        return Outcome(status, client.result(str(status["job_id"])))
+    return Outcome(status, None)
+
+
+def failure_line(status: Mapping[str, Any]) -> str:
+    """One line saying why a job failed."""
+    reason = " ".join(str(status.get("reason") or "no reason recorded").split())
+    return f"job {status.get('job_id')} failed: {reason}"
+
+
+__all__ = [
+    "AGGREGATOR_URL_ENV",
+    "AggregatorClient",
+    "Outcome",
+    "aggregator_url",
+    "connect",
+    "failure_line",
+    "follow",
+    "job_params",
+    "outcome",
+]
