@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
 import typer
 
 from lepton_ops.cli.options import (
+    CheckOpt,
     InventoryOpt,
     JsonOpt,
+    LimitOpt,
     StateDirOpt,
     VerboseOpt,
     require_inventory,
@@ -25,12 +25,8 @@ def register(app: typer.Typer) -> None:
 
 def deploy_command(
     ctx: typer.Context,
-    limit: Annotated[
-        str | None, typer.Option("--limit", "-l", help="Only these hosts (an Ansible pattern).")
-    ] = None,
-    check: Annotated[
-        bool, typer.Option("--check", help="Report what would change; change nothing.")
-    ] = False,
+    limit: LimitOpt = None,
+    check: CheckOpt = False,
     inventory: InventoryOpt = None,
     state_dir: StateDirOpt = None,
     json_output: JsonOpt = False,

@@ -11,6 +11,7 @@ from rich.table import Table
 from lepton_ops.cli.options import (
     InventoryOpt,
     JsonOpt,
+    LimitOpt,
     StateDirOpt,
     VerboseOpt,
     require_inventory,
@@ -61,9 +62,7 @@ def plan_command(
             show_default=False,
         ),
     ] = None,
-    limit: Annotated[
-        str | None, typer.Option("--limit", "-l", help="Only these hosts (an Ansible pattern).")
-    ] = None,
+    limit: LimitOpt = None,
     inventory: InventoryOpt = None,
     state_dir: StateDirOpt = None,
     json_output: JsonOpt = False,

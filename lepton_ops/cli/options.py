@@ -30,6 +30,12 @@ StateDirOpt = Annotated[
     ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
+LimitOpt = Annotated[
+    str | None, typer.Option("--limit", "-l", help="Only these hosts (an Ansible pattern).")
+]
+CheckOpt = Annotated[
+    bool, typer.Option("--check", help="Report what would change; change nothing.")
+]
 VerboseOpt = Annotated[
     int, typer.Option("-v", "--verbose", count=True, help="More detail (repeat for more).")
 ]
