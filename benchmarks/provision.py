@@ -8,10 +8,15 @@ directory, then:
   (cold_s; split into cold_wheelhouse_s and cold_nodes_s);
 - warm: provision again (nothing should change);
 - naive: every node pip-installs the same packages from the package index into
-  a fresh venv, all five in parallel (benchmarks/naive_provision.yml).
+  a fresh venv, all five in parallel (benchmarks/naive_provision.yml);
+- floor: five parallel ``uv`` installs from the unpacked wheelhouse straight on the
+  controller (no Ansible, no SSH, no copy): what writing five venvs costs on this
+  machine, so ``speedup_bound`` (naive over wheelhouse build + floor) shows the best
+  speedup any wheelhouse install could reach here.
 
 Prints progress on stderr and one JSON line last on stdout:
-{"cold_s", "warm_s", "warm_changed", "naive_s", "speedup"} plus context fields.
+{"cold_s", "warm_s", "warm_changed", "naive_s", "speedup"} plus context fields
+(``install_floor_s``, ``speedup_bound``).
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import argparse
 import json
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -29,7 +35,7 @@ from lepton_ops.gateway import PlaybookRun, run_playbook
 from lepton_ops.inventory import load_fleet
 from lepton_ops.lab import Lab, LabMode
 from lepton_ops.provision.provision import provision, wheelhouse_dir
-from lepton_ops.provision.wheelhouse import build_wheelhouse, node_requirements
+from lepton_ops.provision.wheelhouse import Wheelhouse, build_wheelhouse, node_requirements
 
 HERE = Path(__file__).resolve().parent
 
@@ -51,6 +57,41 @@ def empty_nodes(lab: Lab) -> None:
                 shutil.rmtree(child) if child.is_dir() else child.unlink()
 
 
+def install_floor(house: Wheelhouse, copies: int) -> float:
+    """Seconds for ``copies`` parallel ``uv venv`` + ``uv pip sync`` from the unpacked
+    wheelhouse into fresh venvs on the controller, each with its own empty uv cache.
+
+    No Ansible, no SSH, no archive: a lower bound for installing the nodes' venvs on this
+    machine (its disk and cores), whatever the transport.
+    """
+    scratch = Path(tempfile.mkdtemp(prefix="lepton-floor-"))
+    python = shutil.which("python3.11", path="/usr/bin") or sys.executable
+    try:
+        started = time.monotonic()
+        running = []
+        for n in range(copies):
+            env = {
+                **os.environ,
+                "UV_NO_CONFIG": "1",
+                "UV_OFFLINE": "1",
+                "UV_CACHE_DIR": str(scratch / f"cache{n}"),
+            }
+            venv = scratch / f"venv{n}"
+            script = (
+                f"{house.uv_binary} venv -q -p {python} {venv} && "
+                f"{house.uv_binary} pip sync -q --python {venv}/bin/python --no-index "
+                f"--find-links {house.path} {house.requirements}"
+            )
+            running.append(subprocess.Popen(["sh", "-c", script], env=env))
+        codes = [process.wait() for process in running]
+        elapsed = time.monotonic() - started
+        if any(codes):
+            raise SystemExit(f"[provision-bench] floor installs failed: exit codes {codes}")
+        return elapsed
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mode", choices=[m.value for m in LabMode], default=None)
@@ -70,7 +111,7 @@ def main() -> int:
 
         log("cold: empty caches, fresh venvs")
         started = time.monotonic()
-        build_wheelhouse(wheelhouse_dir(state))
+        house = build_wheelhouse(wheelhouse_dir(state))
         wheelhouse_s = time.monotonic() - started
         cold = provision(inventory, state)
         cold_s = time.monotonic() - started
@@ -93,6 +134,9 @@ def main() -> int:
             "warm_s": round(warm_s, 2),
             "warm_changed": warm_changed,
         }
+        log("floor: five parallel installs on the controller itself (no Ansible, no copy)")
+        floor_s = install_floor(house, len(hosts))
+        result["install_floor_s"] = round(floor_s, 2)
         if not args.skip_naive:
             log("naive: each node pip-installs from the package index, in parallel")
             request = PlaybookRun(
@@ -110,6 +154,9 @@ def main() -> int:
                 return 1
             result["naive_s"] = round(naive_s, 2)
             result["speedup"] = round(naive_s / cold_s, 2)
+            # The best any wheelhouse install could do here: the same wheelhouse build plus
+            # the floor (what writing the venvs alone costs on this machine).
+            result["speedup_bound"] = round(naive_s / (wheelhouse_s + floor_s), 2)
         print(json.dumps(result))
         return 0
     finally:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -88,7 +89,7 @@ def plan_command(
 def _show(plan: Plan, *, verbose: int) -> None:
     table = Table(
         title=f"job plan: {plan.tasks} tasks, {plan.strategy.value}, "
-        f"{len(plan.shards)} shards of up to {plan.shard_size}",
+        f"{len(plan.shards)} shards of up to {plan.max_shard_size}",
         title_justify="left",
     )
     table.add_column("node")
@@ -155,10 +156,18 @@ def _client(cfg: Settings) -> jobs.AggregatorClient:
 @app.command("run")
 def run_command(
     ctx: typer.Context,
-    kind: Annotated[str, typer.Option("--kind", "-k", help="The job kind (mean, pi, sleep...).")],
-    tasks: Annotated[
-        int, typer.Option("--tasks", "-n", help="How many tasks the job has.", show_default=False)
+    kind: Annotated[
+        str, typer.Option("--kind", "-k", help="The job kind (mean, pi, predict, sleep...).")
     ],
+    tasks: Annotated[
+        int | None,
+        typer.Option(
+            "--tasks",
+            "-n",
+            help="How many tasks the job has (predict: one per data row, the default).",
+            show_default=False,
+        ),
+    ] = None,
     task_size: Annotated[
         int | None,
         typer.Option("--task-size", help="Numbers per task (mean, pi).", show_default=False),
@@ -170,6 +179,22 @@ def run_command(
         float | None,
         typer.Option(
             "--task-ms", help="Milliseconds per task at speed 1 (sleep).", show_default=False
+        ),
+    ] = None,
+    model: Annotated[
+        Path | None,
+        typer.Option(
+            "--model",
+            help="The model file (predict): scikit-learn saved with skops.",
+            show_default=False,
+        ),
+    ] = None,
+    data: Annotated[
+        Path | None,
+        typer.Option(
+            "--data",
+            help="The rows to score (predict): a 2-D .npy array or numeric CSV.",
+            show_default=False,
         ),
     ] = None,
     strategy: Annotated[
@@ -186,11 +211,23 @@ def run_command(
     json_output: JsonOpt = False,
     verbose: VerboseOpt = 0,
 ) -> None:
-    """Run a job on the aggregator and follow it (Ctrl-C detaches; the job goes on)."""
+    """Run a job on the aggregator and follow it (Ctrl-C detaches; the job goes on).
+
+    A predict job scores each row of --data with --model: both files are checked here,
+    uploaded once (by content), and the job has one task per row.
+    """
     cfg = settings(ctx, inventory, state_dir, json_output, verbose)
-    params = jobs.job_params(kind, {"task_size": task_size, "seed": seed, "task_ms": task_ms})
+    inputs = jobs.job_inputs(
+        kind,
+        {"task_size": task_size, "seed": seed, "task_ms": task_ms},
+        {"model": model, "data": data},
+        tasks,
+    )
     with _client(cfg) as client:
-        job_id = client.submit(kind, params, tasks, strategy, shard_size)
+        digests = client.upload_artifacts(inputs.artifacts)
+        job_id = client.submit(
+            kind, inputs.params, inputs.tasks, strategy, shard_size, artifacts=digests
+        )
         if detach:
             _detached(cfg, job_id, interrupted=False)
             return
@@ -348,11 +385,26 @@ def _show_outcome(cfg: Settings, finished: jobs.Outcome) -> None:
     table.add_column("result")
     table.add_column("value", justify="right")
     for key, value in (data["result"] or {}).items():
-        table.add_row(str(key), f"{value:.17g}" if isinstance(value, float) else str(value))
+        table.add_row(str(key), _cell(value))
     console.print(table)
     console.print(_per_node_table(finished.status))
     if data["makespan_s"] is not None:
         console.print(f"makespan {data['makespan_s']:.3f} s")
+
+
+#: Lists longer than this (a predict job's predictions) are shortened in the table.
+_SHOWN_ITEMS = 8
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.17g}"
+    if isinstance(value, dict):
+        return ", ".join(f"{key}: {_cell(item)}" for key, item in value.items())
+    if isinstance(value, list) and len(value) > _SHOWN_ITEMS:
+        shown = ", ".join(_cell(item) for item in value[:_SHOWN_ITEMS])
+        return f"{shown}, ... ({len(value)} values)"
+    return str(value)
 
 
 def _per_node_table(status: dict[str, Any]) -> Table:

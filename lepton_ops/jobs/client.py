@@ -5,6 +5,11 @@ The aggregator is found in the inventory (:func:`aggregator_url`: the single hos
 ``LEPTON_OPS_AGGREGATOR_URL`` overrides that lookup (for tests, and for reaching the
 aggregator through a tunnel). The bearer token is read from the controller's token file
 and only ever sent in the ``Authorization`` header: it is never printed or logged.
+
+Kinds with artifacts (``predict --model M --data D``): :func:`job_inputs` reads and checks
+the files on the controller (and derives the task count: one per data row), the client
+uploads each artifact once (:meth:`AggregatorClient.upload_artifact`: content-addressed,
+skipped when the aggregator already holds it) and the job names them by digest.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from lepton_ops.deploy.token import token_path
 from lepton_ops.errors import BadInput, OperationFailed
 from lepton_ops.inventory import load_fleet
 from lepton_ops.inventory.fleet import AGGREGATOR_GROUP
-from lepton_ops.jobs.kinds import get_kind
+from lepton_ops.jobs.kinds import MAX_ARTIFACT_BYTES, JobKind, artifact_digest, get_kind
 from lepton_ops.services.auth import read_token_file
 
 #: Overrides the inventory lookup of the aggregator's URL (tests, ssh tunnels).
@@ -30,6 +35,8 @@ AGGREGATOR_URL_ENV = "LEPTON_OPS_AGGREGATOR_URL"
 PORT_VAR = "lepton_aggregator_port"
 DEFAULT_PORT = 8700
 DEFAULT_TIMEOUT_S = 10.0
+#: Uploading an artifact may take longer than an API call (up to 64 MiB).
+UPLOAD_TIMEOUT_S = 120.0
 FINISHED = frozenset({"succeeded", "failed"})
 
 
@@ -67,6 +74,7 @@ class AggregatorClient:
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.token_file = token_file
+        self.timeout = timeout
         self._http = httpx.Client(
             base_url=self.base_url,
             headers={"Authorization": f"Bearer {token}"},
@@ -89,8 +97,9 @@ class AggregatorClient:
         tasks: int,
         strategy: str = "weighted",
         shard_size: int | None = None,
+        artifacts: Mapping[str, str] | None = None,
     ) -> str:
-        """Submit a job; its id."""
+        """Submit a job; its id. ``artifacts``: ``{name: sha256}`` of uploaded artifacts."""
         body: dict[str, Any] = {
             "kind": kind,
             "params": dict(params),
@@ -99,8 +108,37 @@ class AggregatorClient:
         }
         if shard_size is not None:
             body["shard_size"] = shard_size
+        if artifacts:
+            body["artifacts"] = dict(artifacts)
         data = self._request("POST", "/v1/jobs", json=body)
         return str(data["job_id"])
+
+    def has_artifact(self, digest: str) -> bool:
+        """Whether the aggregator already holds the artifact ``digest``."""
+        response = self._send("GET", f"/v1/artifacts/{digest}")
+        if response.status_code == 404:
+            return False
+        self._answer(response, "GET", "/v1/artifacts")
+        return True
+
+    def upload_artifact(self, data: bytes) -> str:
+        """Upload an artifact unless the aggregator holds it already; its SHA-256."""
+        digest = artifact_digest(data)
+        if not self.has_artifact(digest):
+            path = f"/v1/artifacts/{digest}"
+            response = self._send(
+                "PUT",
+                path,
+                content=data,
+                headers={"Content-Type": "application/octet-stream"},
+                timeout=max(self.timeout, UPLOAD_TIMEOUT_S),
+            )
+            self._answer(response, "PUT", path)
+        return digest
+
+    def upload_artifacts(self, artifacts: Mapping[str, bytes]) -> dict[str, str]:
+        """Each artifact uploaded (once); ``{name: sha256}``."""
+        return {name: self.upload_artifact(data) for name, data in artifacts.items()}
 
     def status(self, job_id: str) -> dict[str, Any]:
         return self._request("GET", f"/v1/jobs/{job_id}", job_id=job_id)
@@ -116,13 +154,20 @@ class AggregatorClient:
     def _request(
         self, method: str, path: str, *, json: Any = None, job_id: str | None = None
     ) -> dict[str, Any]:
+        return self._answer(self._send(method, path, json=json), method, path, job_id=job_id)
+
+    def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         try:
-            response = self._http.request(method, path, json=json)
+            return self._http.request(method, path, **kwargs)
         except (httpx.TransportError, httpx.TimeoutException) as exc:
             raise OperationFailed(
                 f"aggregator at {self.base_url} is not answering: is it deployed? "
                 f"(lepton-ops deploy) [{type(exc).__name__}]"
             ) from None
+
+    def _answer(
+        self, response: httpx.Response, method: str, path: str, *, job_id: str | None = None
+    ) -> dict[str, Any]:
         if response.status_code == 401:
             where = f"the token in {self.token_file}" if self.token_file else "the token"
             raise OperationFailed(
@@ -131,7 +176,7 @@ class AggregatorClient:
             )
         if response.status_code == 404 and job_id is not None:
             raise BadInput(f"no job {job_id}")
-        if response.status_code == 400:
+        if response.status_code in (400, 413):
             raise BadInput(_error_text(response))
         if response.status_code == 409:
             raise OperationFailed(_error_text(response))
@@ -188,12 +233,88 @@ def job_params(kind_name: str, options: Mapping[str, Any]) -> dict[str, Any]:
     kind = get_kind(kind_name)
     declared = {param.name: param for param in kind.params}
     given = {name: value for name, value in options.items() if value is not None}
-    unknown = [name for name in given if name not in declared]
-    if unknown:
-        flags = ", ".join("--" + name.replace("_", "-") for name in unknown)
-        accepted = ", ".join(param.flag for param in kind.params) or "none"
-        raise BadInput(f"job kind {kind.name} does not take {flags} (its options: {accepted})")
+    _refuse_undeclared(kind, [name for name in given if name not in declared])
     return {name: declared[name].coerce(value) for name, value in given.items()}
+
+
+def _refuse_undeclared(kind: JobKind, names: list[str]) -> None:
+    if names:
+        flags = ", ".join("--" + name.replace("_", "-") for name in names)
+        flags_ok = [param.flag for param in kind.params] + [a.flag for a in kind.artifacts]
+        accepted = ", ".join(flags_ok) or "none"
+        raise BadInput(f"job kind {kind.name} does not take {flags} (its options: {accepted})")
+
+
+#: The generic ``job run`` options that name a kind's artifact files.
+ARTIFACT_OPTIONS = ("model", "data")
+
+
+@dataclass(frozen=True)
+class JobInputs:
+    """What ``job run`` submits: the parameters, the task count and the artifacts' bytes."""
+
+    params: dict[str, Any]
+    tasks: int
+    artifacts: dict[str, bytes]
+
+
+def job_inputs(
+    kind_name: str,
+    options: Mapping[str, Any],
+    files: Mapping[str, Path | None],
+    tasks: int | None,
+) -> JobInputs:
+    """The job's inputs from the ``job run`` options, files and ``--tasks`` (None: not given).
+
+    Each artifact file is read and loaded by the kind here, on the controller, so a
+    missing, oversized or unsafe file is one BadInput line before anything is sent. A
+    kind whose artifacts imply the task count (``predict``: one task per data row) needs
+    no ``--tasks``; a ``--tasks`` that disagrees is BadInput.
+    """
+    kind = get_kind(kind_name)
+    given = {name: Path(path) for name, path in files.items() if path is not None}
+    declared = {param.name for param in kind.params} | {spec.name for spec in kind.artifacts}
+    named = [name for name, value in options.items() if value is not None] + list(given)
+    _refuse_undeclared(kind, [name for name in named if name not in declared])
+    params = job_params(kind_name, options)
+    kind.check_artifact_names(given)
+    raw = {name: read_artifact_file(kind, name, path) for name, path in given.items()}
+    loaded: dict[str, Any] = {}
+    for name, data in raw.items():
+        spec = kind.artifact_spec(name)
+        try:
+            loaded[name] = kind.load_artifact(name, data)
+        except BadInput as exc:
+            raise BadInput(f"{spec.flag} {given[name]}: {exc}") from None
+    if tasks is None:
+        tasks = kind.tasks_from_artifacts(loaded)
+        if tasks is None:
+            raise BadInput(f"job kind {kind.name} needs --tasks")
+    if kind.artifacts:
+        kind.check_artifacts({**params, "tasks": tasks}, loaded)
+    return JobInputs(params=params, tasks=tasks, artifacts=raw)
+
+
+def read_artifact_file(kind: JobKind, name: str, path: Path) -> bytes:
+    """The bytes of the file given for artifact ``name`` (BadInput, one line, if unusable)."""
+    spec = kind.artifact_spec(name)
+    where = f"{spec.flag} {path}"
+    if spec.suffixes and path.suffix.lower() not in spec.suffixes:
+        raise BadInput(f"{where}: must be a {' or '.join(spec.suffixes)} file")
+    try:
+        size = path.stat().st_size
+        if not path.is_file():
+            raise BadInput(f"{where} is not a file")
+        if size > MAX_ARTIFACT_BYTES:
+            raise BadInput(
+                f"{where} is {size / 2**20:.1f} MiB: artifacts are limited to "
+                f"{MAX_ARTIFACT_BYTES // 2**20} MiB"
+            )
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise BadInput(f"{where} does not exist") from None
+    except OSError as exc:
+        raise BadInput(f"{where} cannot be read: {exc.strerror or exc}") from None
 
 
 # --------------------------------------------------------------------------- following
@@ -261,12 +382,16 @@ def failure_line(status: Mapping[str, Any]) -> str:
 
 __all__ = [
     "AGGREGATOR_URL_ENV",
+    "ARTIFACT_OPTIONS",
     "AggregatorClient",
+    "JobInputs",
     "Outcome",
     "aggregator_url",
     "connect",
     "failure_line",
     "follow",
+    "job_inputs",
     "job_params",
     "outcome",
+    "read_artifact_file",
 ]

@@ -14,6 +14,9 @@ Pure Python, no I/O. Two layers:
 - :func:`make_plan` - a :class:`Plan`: each node's count cut into contiguous shards
   ``[start, stop)`` of at most ``shard_size`` tasks, with stable ids (``s0000``...). The
   shards partition ``[0, N)``; node after node, in the order the nodes were given.
+  Without an explicit shard size each node's count is cut into about
+  :data:`SHARDS_PER_NODE` shards, so a shard takes about as long on every node (a fast
+  node does not pay the per-shard round trip more often than a slow one).
   Also each node's load share ``L_i = W_i / sum(W)`` and the predicted makespan.
 The live assignment of a running plan (work stealing, lost nodes, speculative copies,
 each result accepted once) is :class:`lepton_ops.jobs.shard_queue.ShardQueue`.
@@ -190,6 +193,8 @@ class PlanNode:
     quota: Fraction
     tasks: int
     shards: tuple[str, ...]
+    #: The most tasks one of this node's shards holds.
+    shard_size: int
     #: ``tasks * task_s / speed``: seconds to run this node's tasks (0 without tasks).
     predicted_s: float
 
@@ -207,6 +212,7 @@ class PlanNode:
             "quota": str(self.quota),
             "tasks": self.tasks,
             "shards": list(self.shards),
+            "shard_size": self.shard_size,
             "predicted_s": self.predicted_s,
         }
 
@@ -217,7 +223,8 @@ class Plan:
 
     strategy: Strategy
     tasks: int
-    shard_size: int
+    #: The shard size asked for; None: the default, about SHARDS_PER_NODE per node.
+    shard_size: int | None
     #: Seconds one task takes on a node of speed 1.
     task_s: float
     nodes: tuple[PlanNode, ...]
@@ -230,6 +237,11 @@ class Plan:
     @property
     def total_weight(self) -> int:
         return sum(node.weight for node in self.nodes)
+
+    @property
+    def max_shard_size(self) -> int:
+        """The most tasks any shard holds (0 for a plan without shards)."""
+        return max((shard.size for shard in self.shards), default=0)
 
     @property
     def makespan_s(self) -> float:
@@ -305,15 +317,16 @@ class Plan:
         return ", ".join(node.name for node in self.nodes) or "none"
 
 
-def default_shard_size(total: int, active_nodes: int) -> int:
-    """About :data:`SHARDS_PER_NODE` shards per active node, 1 to 1000 tasks each.
+def default_shard_size(node_tasks: int, total: int, active_nodes: int) -> int:
+    """The default shard size for a node given ``node_tasks`` of the plan's ``total``.
 
-    ``ceil(N / (4 * nodes))`` bounded to ``[1, 1000]``; for very large N it grows past
-    1000 so that the plan holds at most :data:`MAX_DEFAULT_SHARDS` shards.
+    About :data:`SHARDS_PER_NODE` shards for the node: ``ceil(node_tasks / 4)`` bounded
+    to ``[1, 1000]``; for very large N it grows past 1000 so that the plan holds at most
+    :data:`MAX_DEFAULT_SHARDS` shards.
     """
-    if total <= 0 or active_nodes <= 0:
+    if node_tasks <= 0 or total <= 0 or active_nodes <= 0:
         return 1
-    size = _ceil_div(total, SHARDS_PER_NODE * active_nodes)
+    size = _ceil_div(node_tasks, SHARDS_PER_NODE)
     size = min(max(size, 1), MAX_DEFAULT_SHARD_SIZE)
     # Each node's last shard may be short: budget one extra shard per node.
     budget = max(MAX_DEFAULT_SHARDS - active_nodes, 1)
@@ -343,12 +356,14 @@ def make_plan(
     resolved_speeds = _resolve_speeds(names, weights, speeds)
     counts = _hamilton(tasks, names, _effective_weights(weights, strategy), weights)
     active = sum(1 for weight in weights if weight > 0)
-    size = _check_shard_size(shard_size) if shard_size is not None else None
-    size = size if size is not None else default_shard_size(tasks, active)
-    shard_count = sum(_ceil_div(count, size) for count in counts)
+    asked = _check_shard_size(shard_size) if shard_size is not None else None
+    sizes = [
+        asked if asked is not None else default_shard_size(count, tasks, active) for count in counts
+    ]
+    shard_count = sum(_ceil_div(count, size) for count, size in zip(counts, sizes, strict=True))
     if shard_count > MAX_SHARDS:
         raise BadInput(
-            f"shard size {size} cuts {tasks} tasks into {shard_count} shards; a plan holds "
+            f"shard size {asked} cuts {tasks} tasks into {shard_count} shards; a plan holds "
             f"at most {MAX_SHARDS}: use a larger shard size"
         )
     width = max(4, len(str(max(shard_count - 1, 0))))
@@ -359,8 +374,8 @@ def make_plan(
     plan_nodes: list[PlanNode] = []
     shards: list[Shard] = []
     cursor = 0
-    for name, weight, eff, count, speed in zip(
-        names, weights, effective, counts, resolved_speeds, strict=True
+    for name, weight, eff, count, speed, size in zip(
+        names, weights, effective, counts, resolved_speeds, sizes, strict=True
     ):
         own: list[str] = []
         stop_at = cursor + count
@@ -383,13 +398,14 @@ def make_plan(
                 quota=Fraction(tasks * eff, effective_sum) if effective_sum else Fraction(0),
                 tasks=count,
                 shards=tuple(own),
+                shard_size=min(size, count),
                 predicted_s=count * task_s / speed if count else 0.0,
             )
         )
     return Plan(
         strategy=strategy,
         tasks=tasks,
-        shard_size=size,
+        shard_size=asked,
         task_s=task_s,
         nodes=tuple(plan_nodes),
         shards=tuple(shards),

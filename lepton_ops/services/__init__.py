@@ -13,6 +13,8 @@ What both services share:
 - :mod:`~lepton_ops.services.service_state` - what an app keeps about itself;
 - :mod:`~lepton_ops.services.auth` - the bearer token: its file and the header check;
 - :mod:`~lepton_ops.services.bodies` - JSON bodies, their fields, JSON errors;
+- :mod:`~lepton_ops.services.artifacts` - job artifacts: digest-checked uploads, the
+  worker's cache, and how the aggregator hands them to the workers;
 - :mod:`~lepton_ops.services.metrics` - the Prometheus metrics;
 - :mod:`~lepton_ops.services.openapi` - the OpenAPI document and its helpers;
 - :mod:`~lepton_ops.services.config_files` - config files and their checked values.

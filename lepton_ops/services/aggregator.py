@@ -6,6 +6,11 @@ weight, or the naive equal split), stores it and starts dispatching in the backg
 (:class:`~lepton_ops.services.dispatcher.Dispatcher`: one thread per worker, lost
 workers' shards go to the others, the job is persisted and resumes after a restart).
 
+Jobs of kinds with artifacts (``predict``: a model and a data set) name them by SHA-256:
+the client first uploads each once (``PUT /v1/artifacts/<sha256>``, kept in the job
+store), and the dispatcher hands them to each worker that asks for them
+(:mod:`lepton_ops.services.artifacts`).
+
 Run it as ONE process (gunicorn ``--workers 1 --threads N``): two processes would both
 resume and dispatch the same jobs (the store would still count each shard once).
 """
@@ -13,6 +18,7 @@ resume and dispatch the same jobs (the store would still count each shard once).
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Mapping
 from typing import Any
 
@@ -20,10 +26,25 @@ from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import Conflict, NotFound
 
 from lepton_ops.errors import BadInput
+from lepton_ops.jobs.kinds import check_digest
 from lepton_ops.services.aggregator_config import AggregatorConfig
+from lepton_ops.services.artifacts import (
+    ARTIFACTS_FIELD,
+    DIGEST_PARAMETER,
+    artifact_digests,
+    artifact_put,
+    read_artifact_body,
+)
 from lepton_ops.services.auth import read_token_file
 from lepton_ops.services.base_app import create_base_app
-from lepton_ops.services.bodies import check_fields, field_int, field_object, field_str, json_body
+from lepton_ops.services.bodies import (
+    check_fields,
+    error_response,
+    field_int,
+    field_object,
+    field_str,
+    json_body,
+)
 from lepton_ops.services.config_files import load_config_file
 from lepton_ops.services.dispatcher import Dispatcher, JobRun
 from lepton_ops.services.job_store import JobRecord, JobStatus, JobStore
@@ -31,7 +52,9 @@ from lepton_ops.services.openapi import error_responses, json_content
 from lepton_ops.services.service_state import service_state
 
 EXTENSION_KEY = "lepton_aggregator"
-JOB_FIELDS = ("kind", "params", "tasks", "strategy", "shard_size")
+JOB_FIELDS = ("kind", "params", "tasks", "strategy", "shard_size", "artifacts")
+#: Seconds an upload waits for its turn (``max_artifact_uploads`` are read at once).
+UPLOAD_WAIT_S = 30.0
 MAX_TASKS = 10**12
 
 
@@ -47,6 +70,7 @@ def create_aggregator_app(config: AggregatorConfig | Mapping[str, Any]) -> Flask
     dispatcher = Dispatcher(config, store, token, state.metrics)
     app.extensions[EXTENSION_KEY] = dispatcher
     state.readiness.append(store.ping)
+    uploads = threading.BoundedSemaphore(config.max_artifact_uploads)
 
     @app.post("/v1/jobs")
     def submit_job() -> tuple[Response, int]:
@@ -61,10 +85,32 @@ def create_aggregator_app(config: AggregatorConfig | Mapping[str, Any]) -> Flask
             if body.get("shard_size") is None
             else field_int(body, "shard_size", minimum=1, maximum=MAX_TASKS)
         )
-        record = dispatcher.submit(kind, params, tasks, strategy, shard_size)
+        artifacts = artifact_digests(body.get("artifacts"))
+        record = dispatcher.submit(kind, params, tasks, strategy, shard_size, artifacts)
         response = jsonify({"job_id": record.id, "status": record.status.value})
         response.headers["Location"] = f"/v1/jobs/{record.id}"
         return response, 202
+
+    @app.put("/v1/artifacts/<digest>")
+    def put_artifact(digest: str) -> tuple[Response, int]:
+        check_digest(digest)
+        # Bounded memory: each upload holds its body until it is stored.
+        if not uploads.acquire(timeout=UPLOAD_WAIT_S):
+            return error_response(503, "too many artifact uploads at once: try again")
+        try:
+            data = read_artifact_body(digest, config.max_artifact_bytes)
+            created = store.put_artifact(digest, data)
+        finally:
+            uploads.release()
+        body = {"sha256": digest, "size": len(data), "created": created}
+        return jsonify(body), 201 if created else 200
+
+    @app.get("/v1/artifacts/<digest>")
+    def artifact_info(digest: str) -> Response:
+        info = store.artifact_info(check_digest(digest))
+        if info is None:
+            raise NotFound(f"no artifact {digest}: upload it with PUT /v1/artifacts/{digest}")
+        return jsonify({"sha256": info.sha256, "size": info.size, "created_at": info.created_at})
 
     @app.get("/v1/jobs")
     def list_jobs() -> Response:
@@ -152,6 +198,7 @@ def _status(record: JobRecord, store: JobStore, run: JobRun | None) -> dict[str,
     status = {
         **_summary(record),
         "params": record.params,
+        "artifacts": record.artifacts,
         "progress": {
             "shards_done": len(results),
             "shards_total": record.shards,
@@ -185,6 +232,37 @@ _JOB_SUMMARY = {
 _JOB_ID = [{"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"}}]
 
 AGGREGATOR_PATHS: dict[str, Any] = {
+    "/v1/artifacts/{digest}": {
+        "put": artifact_put(
+            "Upload a job artifact (content-addressed: idempotent).",
+            responses={
+                "503": {
+                    "description": "Too many uploads at once: try again.",
+                    "content": json_content({"$ref": "#/components/schemas/Error"}),
+                }
+            },
+        ),
+        "get": {
+            "summary": "Whether the aggregator holds an artifact, and its size.",
+            "parameters": [DIGEST_PARAMETER],
+            "responses": {
+                "200": {
+                    "description": "The artifact is held.",
+                    "content": json_content(
+                        {
+                            "type": "object",
+                            "properties": {
+                                "sha256": {"type": "string"},
+                                "size": {"type": "integer"},
+                                "created_at": {"type": "number"},
+                            },
+                        }
+                    ),
+                },
+                **error_responses(400, 404),
+            },
+        },
+    },
     "/v1/jobs": {
         "post": {
             "summary": "Submit a job: plan it over the workers and start dispatching it.",
@@ -205,6 +283,7 @@ AGGREGATOR_PATHS: dict[str, Any] = {
                                 "default": "weighted",
                             },
                             "shard_size": {"type": "integer", "minimum": 1},
+                            "artifacts": ARTIFACTS_FIELD,
                         },
                     }
                 ),
@@ -282,6 +361,7 @@ AGGREGATOR_PATHS: dict[str, Any] = {
                                         },
                                         "reason": {"type": "string", "nullable": True},
                                         "makespan_s": {"type": "number", "nullable": True},
+                                        "artifacts": ARTIFACTS_FIELD,
                                     },
                                 },
                             ]

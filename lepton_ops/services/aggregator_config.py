@@ -10,8 +10,14 @@ from typing import Any
 import httpx
 
 from lepton_ops.errors import BadInput
+from lepton_ops.jobs.kinds import MAX_ARTIFACT_BYTES
 from lepton_ops.services.bodies import DEFAULT_MAX_CONTENT_LENGTH
-from lepton_ops.services.config_files import config_int, config_number, config_path
+from lepton_ops.services.config_files import (
+    config_artifact_limit,
+    config_int,
+    config_number,
+    config_path,
+)
 
 
 @dataclass(frozen=True)
@@ -66,14 +72,22 @@ class AggregatorConfig:
     min_read_timeout_s: float = 5.0
     read_timeout_factor: float = 4.0
     max_read_timeout_s: float = 600.0
-    #: Consecutive failures after which a worker is lost.
+    #: Consecutive failures (shards, or health probes) after which a worker is lost.
     max_failures: int = 2
+    #: A worker whose shard has run this long gets its /healthz probed, this often.
+    health_interval_s: float = 1.0
+    #: How long a health probe may take before it counts as a miss.
+    health_timeout_s: float = 1.0
     retry_delay_s: float = 0.1
     #: How often an idle worker thread looks for work again.
     poll_s: float = 0.02
     #: Resume the store's running jobs when the app starts.
     resume: bool = True
     max_content_length: int = DEFAULT_MAX_CONTENT_LENGTH
+    #: The largest artifact accepted (``PUT /v1/artifacts``); larger is 413.
+    max_artifact_bytes: int = MAX_ARTIFACT_BYTES
+    #: Artifact uploads read at once (each holds its body in memory until stored).
+    max_artifact_uploads: int = 2
 
     def __post_init__(self) -> None:
         names = [worker.name for worker in self.workers]
@@ -95,10 +109,14 @@ class AggregatorConfig:
             "read_timeout_factor",
             "max_read_timeout_s",
             "max_failures",
+            "health_interval_s",
+            "health_timeout_s",
             "retry_delay_s",
             "poll_s",
             "resume",
             "max_content_length",
+            "max_artifact_bytes",
+            "max_artifact_uploads",
         }
         unknown = sorted(set(data) - known)
         if unknown:
@@ -119,12 +137,16 @@ class AggregatorConfig:
             read_timeout_factor=config_number(data, "read_timeout_factor", 4.0),
             max_read_timeout_s=config_number(data, "max_read_timeout_s", 600.0),
             max_failures=config_int(data, "max_failures", 2),
+            health_interval_s=config_number(data, "health_interval_s", 1.0),
+            health_timeout_s=config_number(data, "health_timeout_s", 1.0),
             retry_delay_s=config_number(data, "retry_delay_s", 0.1, strict=False),
             poll_s=config_number(data, "poll_s", 0.02),
             resume=resume,
             max_content_length=config_int(
                 data, "max_content_length", DEFAULT_MAX_CONTENT_LENGTH, minimum=1024
             ),
+            max_artifact_bytes=config_artifact_limit(data),
+            max_artifact_uploads=config_int(data, "max_artifact_uploads", 2),
         )
 
     def worker(self, name: str) -> WorkerSpec | None:

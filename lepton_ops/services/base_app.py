@@ -103,7 +103,8 @@ def create_base_app(
     def _http_error(exc: HTTPException) -> tuple[Response, int]:
         status = exc.code or 500
         if status == 413:
-            limit = app.config["MAX_CONTENT_LENGTH"]
+            # A route may raise its own limit (artifacts): report the one in force.
+            limit = request.max_content_length or app.config["MAX_CONTENT_LENGTH"]
             return error_response(413, f"the body is larger than {limit} bytes")
         response, code = error_response(status, exc.description or exc.name)
         if status == 405 and exc.valid_methods:  # type: ignore[attr-defined]

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from lepton_ops.errors import BadInput
+from lepton_ops.jobs.kinds.base import MAX_ARTIFACT_BYTES
 
 
 def config_number(
@@ -30,6 +31,14 @@ def config_int(data: Mapping[str, Any], key: str, default: int, *, minimum: int 
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise BadInput(f"config: {key} must be a whole number of at least {minimum}, got {value!r}")
     return value
+
+
+def config_artifact_limit(data: Mapping[str, Any]) -> int:
+    """A config's ``max_artifact_bytes``: it can lower the artifact limit, not raise it."""
+    limit = config_int(data, "max_artifact_bytes", MAX_ARTIFACT_BYTES, minimum=1024)
+    if limit > MAX_ARTIFACT_BYTES:
+        raise BadInput(f"config: max_artifact_bytes must be at most {MAX_ARTIFACT_BYTES}")
+    return limit
 
 
 def config_path(data: Mapping[str, Any], key: str) -> Path:

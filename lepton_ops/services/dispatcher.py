@@ -7,8 +7,17 @@ speculative copies of stragglers near the end) and POSTs each to the worker's
 once per shard id (the first result wins; a duplicate - a speculative copy finishing
 second - is ignored). A worker that fails twice in a row (connection refused, timeout,
 an error answer) is marked lost: the shard it was running and its pending shards go to
-the others. When every shard has a result the partials are reduced in shard order and
-finalized; if every worker is lost the job fails with the reason.
+the others. A worker that hangs (its connection accepted, no answer) is found by a health
+thread that probes ``/healthz`` of every worker with a shard in flight for a second or
+more: two missed probes and it is lost, within about 4 s, without waiting for the
+shard's read timeout. The job finishes as soon as every shard has a result, without
+waiting for speculative copies still in flight. When every shard has a result the
+partials are reduced in shard order and finalized; if every worker is lost the job fails
+with the reason.
+
+A job with artifacts sends their digests with each shard; a worker that lacks one
+answers 409 naming it, and the worker's thread PUTs it there from the store and sends
+the shard again (at most :data:`MAX_PUSH_ROUNDS` times in a row for one shard).
 
 The job belongs to the aggregator: it is persisted (plan, then every result), so a
 client can disconnect and come back, and an aggregator that restarts resumes its
@@ -22,6 +31,7 @@ import math
 import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -31,10 +41,14 @@ from lepton_ops.jobs.kinds import JobKind, get_kind, reduce_partials
 from lepton_ops.jobs.planner import Plan, Shard, make_plan, parse_strategy
 from lepton_ops.jobs.shard_queue import ShardQueue
 from lepton_ops.services.aggregator_config import AggregatorConfig, WorkerSpec
+from lepton_ops.services.artifacts import ARTIFACT_MIMETYPE
 from lepton_ops.services.job_store import JobRecord, JobStatus, JobStore
 from lepton_ops.services.metrics import ServiceMetrics
 
 log = logging.getLogger(__name__)
+
+#: How many times in a row a shard may find its worker without an artifact it was sent.
+MAX_PUSH_ROUNDS = 3
 
 
 class WorkerFailed(LeptonError):
@@ -51,11 +65,20 @@ class JobRun:
         self.config = dispatcher.config
         self.job_id = record.id
         self.params = record.params
+        self.artifacts = dict(record.artifacts)
         self.kind = kind
         self.queue = queue
         self.plan: Plan = queue.plan
         self._stop = threading.Event()
         self._measured = threading.Event()
+        # Set when every shard has a result, or when no worker thread is left. The job
+        # finishes then, without waiting for speculative copies still in flight: their
+        # late results are duplicates and are ignored.
+        self._settled = threading.Event()
+        self._workers_left = 0
+        self._workers_lock = threading.Lock()
+        #: When each worker's current request was sent (absent: none in flight).
+        self._inflight: dict[str, float] = {}
         self._errors: dict[str, str] = {}
         self._errors_lock = threading.Lock()
         self._thread = threading.Thread(
@@ -82,7 +105,7 @@ class JobRun:
         return [node.name for node in self.plan.nodes if not self.queue.is_alive(node.name)]
 
     def _run(self) -> None:
-        threads: list[threading.Thread] = []
+        workers: list[WorkerSpec] = []
         for node in self.plan.nodes:
             spec = self.config.worker(node.name)
             if spec is None:
@@ -92,16 +115,25 @@ class JobRun:
                 continue
             if node.weight == 0 or not self.queue.is_alive(node.name):
                 continue
-            thread = threading.Thread(
-                target=self._worker_loop,
+            workers.append(spec)
+        self._workers_left = len(workers)
+        if not workers or self.queue.finished:
+            self._settled.set()
+        for spec in workers:
+            threading.Thread(
+                target=self._worker_main,
                 args=(spec,),
                 name=f"lepton-job-{self.job_id[:8]}-{spec.name}",
                 daemon=True,
-            )
-            threads.append(thread)
-            thread.start()
-        for thread in threads:
-            thread.join()
+            ).start()
+        if workers:
+            threading.Thread(
+                target=self._watch_health,
+                args=(workers,),
+                name=f"lepton-job-{self.job_id[:8]}-health",
+                daemon=True,
+            ).start()
+        self._settled.wait()
         try:
             self.dispatcher.store.save_queue_state(self.job_id, self.queue.to_dict())
             if self.queue.finished:
@@ -119,6 +151,15 @@ class JobRun:
 
     # ------------------------------------------------------------------ one worker
 
+    def _worker_main(self, spec: WorkerSpec) -> None:
+        try:
+            self._worker_loop(spec)
+        finally:
+            with self._workers_lock:
+                self._workers_left -= 1
+                if self._workers_left == 0:
+                    self._settled.set()
+
     def _worker_loop(self, spec: WorkerSpec) -> None:
         failures = 0
         while not self._stop.is_set() and not self.queue.finished:
@@ -128,6 +169,7 @@ class JobRun:
             if shard is None:
                 self._stop.wait(self.config.poll_s)
                 continue
+            self._inflight[spec.name] = time.monotonic()
             try:
                 partial, seconds = self._send(spec, shard)
             except WorkerFailed as exc:
@@ -143,21 +185,67 @@ class JobRun:
                     exc,
                 )
                 if failures >= self.config.max_failures:
-                    moved = self.queue.mark_lost(spec.name)
-                    log.warning(
-                        "job %s: worker %s is lost; %d pending shards go to the others",
-                        self.job_id,
-                        spec.name,
-                        len(moved),
-                    )
+                    self._lose(spec.name)
                     return
                 self._stop.wait(self.config.retry_delay_s)
                 continue
+            finally:
+                self._inflight.pop(spec.name, None)
             failures = 0
             self._accept(spec.name, shard, partial, seconds)
 
+    def _lose(self, node: str) -> None:
+        if not self.queue.is_alive(node):
+            return
+        moved = self.queue.mark_lost(node)
+        log.warning(
+            "job %s: worker %s is lost; %d pending shards go to the others",
+            self.job_id,
+            node,
+            len(moved),
+        )
+
+    # ------------------------------------------------------------------ health
+
+    def _watch_health(self, workers: list[WorkerSpec]) -> None:
+        """Probe ``/healthz`` of each worker whose shard has run ``health_interval_s`` or
+        longer; after ``max_failures`` missed probes in a row the worker is lost.
+
+        A shard's read timeout has to allow for a long shard, so a worker that hangs
+        (stopped, cut off, out of memory) would keep its shards for that long; its
+        health endpoint answers in milliseconds even while a shard runs (other gunicorn
+        threads serve it), so a hung worker is found in a few seconds instead.
+        """
+        config = self.config
+        misses = {spec.name: 0 for spec in workers}
+        with ThreadPoolExecutor(len(workers), thread_name_prefix="lepton-health") as pool:
+            while not self._settled.wait(config.health_interval_s) and not self._stop.is_set():
+                now = time.monotonic()
+                due = []
+                for spec in workers:
+                    sent = self._inflight.get(spec.name)
+                    if sent is None or not self.queue.is_alive(spec.name):
+                        misses[spec.name] = 0
+                    elif now - sent >= config.health_interval_s:
+                        due.append(spec)
+                answers = list(pool.map(self._healthy, due))
+                for spec, healthy in zip(due, answers, strict=True):
+                    misses[spec.name] = 0 if healthy else misses[spec.name] + 1
+                    if misses[spec.name] >= config.max_failures and self.queue.is_alive(spec.name):
+                        self._error(spec.name, "stopped answering its health checks")
+                        self._lose(spec.name)
+
+    def _healthy(self, spec: WorkerSpec) -> bool:
+        try:
+            response = self.dispatcher.client.get(
+                f"{spec.url}/healthz", timeout=self.config.health_timeout_s
+            )
+        except httpx.HTTPError:
+            return False
+        return response.status_code == 200
+
     def _send(self, spec: WorkerSpec, shard: Shard) -> tuple[dict[str, Any], float]:
-        body = {
+        body: dict[str, Any] = {
             "job_id": self.job_id,
             "shard_id": shard.id,
             "kind": self.kind.name,
@@ -165,15 +253,23 @@ class JobRun:
             "start": shard.start,
             "stop": shard.stop,
         }
+        if self.artifacts:
+            body["artifacts"] = self.artifacts
         timeout = httpx.Timeout(
             self._read_timeout(spec.name, shard), connect=self.config.connect_timeout_s
         )
-        try:
-            response = self.dispatcher.client.post(
-                f"{spec.url}/v1/shards/run", json=body, timeout=timeout
-            )
-        except httpx.HTTPError as exc:
-            raise WorkerFailed(f"{exc.__class__.__name__}: {exc}") from None
+        for _ in range(MAX_PUSH_ROUNDS + 1):
+            try:
+                response = self.dispatcher.client.post(
+                    f"{spec.url}/v1/shards/run", json=body, timeout=timeout
+                )
+            except httpx.HTTPError as exc:
+                raise WorkerFailed(f"{exc.__class__.__name__}: {exc}") from None
+            missing = self._missing_artifacts(response)
+            if not missing:
+                break
+            for name, digest in missing.items():
+                self._push(spec, name, digest)
         if response.status_code != 200:
             raise WorkerFailed(f"HTTP {response.status_code}: {_error_text(response)}")
         try:
@@ -190,6 +286,48 @@ class JobRun:
             raise WorkerFailed(f"unusable answer: {exc}") from None
         return partial, float(seconds)
 
+    def _missing_artifacts(self, response: httpx.Response) -> dict[str, str]:
+        """The job's artifacts a 409 answer says the worker lacks (none otherwise)."""
+        if response.status_code != 409 or not self.artifacts:
+            return {}
+        try:
+            missing = response.json().get("missing")
+        except (ValueError, AttributeError):
+            return {}
+        if not isinstance(missing, dict):
+            return {}
+        return {
+            name: digest for name, digest in missing.items() if self.artifacts.get(name) == digest
+        }
+
+    def _push(self, spec: WorkerSpec, name: str, digest: str) -> None:
+        """PUT the job's artifact ``name`` to the worker (from the store)."""
+        data = self.dispatcher.store.artifact(digest)
+        if data is None:
+            raise WorkerFailed(f"artifact {name} ({digest}) is no longer in the job store")
+        timeout = httpx.Timeout(
+            self.config.first_read_timeout_s, connect=self.config.connect_timeout_s
+        )
+        try:
+            response = self.dispatcher.client.put(
+                f"{spec.url}/v1/artifacts/{digest}",
+                params={"kind": self.kind.name, "name": name},
+                content=data,
+                headers={"Content-Type": ARTIFACT_MIMETYPE},
+                timeout=timeout,
+            )
+        except httpx.HTTPError as exc:
+            raise WorkerFailed(
+                f"sending artifact {name}: {exc.__class__.__name__}: {exc}"
+            ) from None
+        if response.status_code not in (200, 201):
+            raise WorkerFailed(
+                f"sending artifact {name}: HTTP {response.status_code}: {_error_text(response)}"
+            )
+        log.info(
+            "job %s: sent artifact %s (%d bytes) to %s", self.job_id, name, len(data), spec.name
+        )
+
     def _read_timeout(self, node: str, shard: Shard) -> float:
         config = self.config
         if not self._measured.is_set():
@@ -205,6 +343,8 @@ class JobRun:
             self.job_id, shard.id, node=node, partial=partial, seconds=seconds
         )
         self.queue.complete(shard.id, node)
+        if self.queue.finished:
+            self._settled.set()
         if not new:
             metrics.shard_duplicate(self.kind.name)
             log.info("job %s: duplicate result for shard %s from %s", self.job_id, shard.id, node)
@@ -276,12 +416,15 @@ class Dispatcher:
         tasks: int,
         strategy: str,
         shard_size: int | None = None,
+        artifacts: dict[str, str] | None = None,
     ) -> JobRecord:
         kind = get_kind(kind_name)
         given = params.get("tasks")
         if given is not None and given != tasks:
             raise BadInput(f"params.tasks ({given!r}) differs from tasks ({tasks})")
         checked = kind.validate({**params, "tasks": tasks})
+        digests = dict(artifacts or {})
+        self._check_artifacts(kind, checked, digests)
         speeds = {w.name: w.speed for w in self.config.workers if w.speed is not None}
         plan = make_plan(
             [(worker.name, worker.weight) for worker in self.config.workers],
@@ -296,9 +439,28 @@ class Dispatcher:
             params=checked,
             strategy=plan.strategy.value,
             plan=plan.to_dict(),
+            artifacts=digests,
         )
         self._start(record, kind, ShardQueue(plan))
         return record
+
+    def _check_artifacts(
+        self, kind: JobKind, params: dict[str, Any], digests: dict[str, str]
+    ) -> None:
+        """BadInput unless the store holds the job's artifacts and they fit its parameters."""
+        kind.check_artifact_names(digests)
+        if not digests:
+            return
+        loaded: dict[str, Any] = {}
+        for name, digest in digests.items():
+            data = self.store.artifact(digest)
+            if data is None:
+                raise BadInput(
+                    f"artifact {name} ({digest}) is not on the aggregator: upload it first "
+                    f"(PUT /v1/artifacts/{digest})"
+                )
+            loaded[name] = kind.load_artifact(name, data)
+        kind.check_artifacts(params, loaded)
 
     def resume_running(self) -> list[str]:
         """Start dispatching the store's running jobs again; their ids."""

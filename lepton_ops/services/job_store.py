@@ -1,14 +1,16 @@
 """The aggregator's job store: SQLite (standard library), WAL, every write a transaction.
 
-Two tables:
+Three tables:
 
 - ``jobs``: one row per job - kind, params (JSON), strategy, status, times, the plan
-  (JSON, :meth:`Plan.to_dict`), the last saved queue state (JSON) and the result (JSON)
-  or the reason it failed.
+  (JSON, :meth:`Plan.to_dict`), the last saved queue state (JSON), the result (JSON)
+  or the reason it failed, and the digests of its artifacts (JSON ``{name: sha256}``).
 - ``shard_results``: one row per ``(job_id, shard_id)`` - the node that ran it, its
   partial result (JSON) and seconds. The primary key makes a result count once per
   shard id: :meth:`JobStore.record_shard` returns False for a duplicate and leaves the
   first result in place.
+- ``artifacts``: the jobs' binary inputs (a model, a data set), content-addressed: one
+  row per SHA-256 digest, stored once however many jobs use it.
 
 The schema version is kept in ``PRAGMA user_version``; a database written by a newer
 lepton-ops is refused rather than guessed at.
@@ -22,14 +24,14 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from lepton_ops.errors import BadInput, OperationFailed
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -45,7 +47,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     finished_at REAL,
     plan        TEXT NOT NULL,
     queue_state TEXT,
-    result      TEXT
+    result      TEXT,
+    artifacts   TEXT
 );
 CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status);
 CREATE TABLE IF NOT EXISTS shard_results (
@@ -56,6 +59,22 @@ CREATE TABLE IF NOT EXISTS shard_results (
     seconds     REAL NOT NULL,
     recorded_at REAL NOT NULL,
     PRIMARY KEY (job_id, shard_id)
+);
+CREATE TABLE IF NOT EXISTS artifacts (
+    sha256     TEXT PRIMARY KEY,
+    size       INTEGER NOT NULL,
+    data       BLOB NOT NULL,
+    created_at REAL NOT NULL
+);
+"""
+#: From schema version 1: jobs gain their artifacts, and the artifacts table appears.
+_MIGRATE_FROM_1 = """
+ALTER TABLE jobs ADD COLUMN artifacts TEXT;
+CREATE TABLE IF NOT EXISTS artifacts (
+    sha256     TEXT PRIMARY KEY,
+    size       INTEGER NOT NULL,
+    data       BLOB NOT NULL,
+    created_at REAL NOT NULL
 );
 """
 
@@ -81,6 +100,15 @@ class JobRecord:
     plan: dict[str, Any]
     queue_state: dict[str, Any] | None
     result: dict[str, Any] | None
+    #: The job's artifacts: ``{name: sha256}`` (empty for kinds without artifacts).
+    artifacts: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ArtifactInfo:
+    sha256: str
+    size: int
+    created_at: float
 
 
 @dataclass(frozen=True)
@@ -141,9 +169,10 @@ class JobStore:
                 )
             if version == SCHEMA_VERSION:
                 return
+            script = _MIGRATE_FROM_1 if version == 1 else _SCHEMA
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                for statement in _SCHEMA.split(";"):
+                for statement in script.split(";"):
                     if statement.strip():
                         self._db.execute(statement)
                 self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
@@ -177,13 +206,14 @@ class JobStore:
         strategy: str,
         plan: dict[str, Any],
         created_at: float | None = None,
+        artifacts: dict[str, str] | None = None,
     ) -> JobRecord:
         created = time.time() if created_at is None else created_at
         try:
             with self._transaction() as db:
                 db.execute(
                     "INSERT INTO jobs (id, kind, params, strategy, tasks, shards, status, "
-                    "created_at, plan) VALUES (?, ?, ?, ?, ?, ?, 'running', ?, ?)",
+                    "created_at, plan, artifacts) VALUES (?, ?, ?, ?, ?, ?, 'running', ?, ?, ?)",
                     (
                         job_id,
                         kind,
@@ -193,6 +223,7 @@ class JobStore:
                         len(plan["shards"]),
                         created,
                         _dump(plan),
+                        _dump(artifacts or {}),
                     ),
                 )
         except sqlite3.IntegrityError:
@@ -296,6 +327,33 @@ class JobStore:
             for row in rows
         ]
 
+    # ------------------------------------------------------------------ artifacts
+
+    def put_artifact(self, sha256: str, data: bytes) -> bool:
+        """Keep an artifact under its digest (checked by the caller): True if it is new."""
+        with self._transaction() as db:
+            cursor = db.execute(
+                "INSERT OR IGNORE INTO artifacts (sha256, size, data, created_at) "
+                "VALUES (?, ?, ?, ?)",
+                (sha256, len(data), sqlite3.Binary(data), time.time()),
+            )
+            return cursor.rowcount == 1
+
+    def artifact_info(self, sha256: str) -> ArtifactInfo | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT sha256, size, created_at FROM artifacts WHERE sha256 = ?", (sha256,)
+            ).fetchone()
+        return None if row is None else ArtifactInfo(str(row[0]), int(row[1]), float(row[2]))
+
+    def artifact(self, sha256: str) -> bytes | None:
+        """The artifact's bytes, or None if the store has no artifact with that digest."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT data FROM artifacts WHERE sha256 = ?", (sha256,)
+            ).fetchone()
+        return None if row is None else bytes(row[0])
+
     def recorded_shard_ids(self, job_id: str) -> set[str]:
         with self._lock:
             rows = self._db.execute(
@@ -313,7 +371,7 @@ class JobStore:
 
 _SELECT_JOB = (
     "SELECT id, kind, params, strategy, tasks, shards, status, reason, created_at, "
-    "finished_at, plan, queue_state, result FROM jobs"
+    "finished_at, plan, queue_state, result, artifacts FROM jobs"
 )
 
 
@@ -332,6 +390,7 @@ def _job(row: tuple[Any, ...]) -> JobRecord:
         plan=json.loads(row[10]),
         queue_state=None if row[11] is None else json.loads(row[11]),
         result=None if row[12] is None else json.loads(row[12]),
+        artifacts={} if row[13] is None else json.loads(row[13]),
     )
 
 

@@ -1,9 +1,12 @@
 """The worker service: runs one shard of a job and answers with its partial result.
 
 ``POST /v1/shards/run`` with ``{"job_id", "shard_id", "kind", "params", "start", "stop"}``
-runs ``kind.map(params, start, stop, speed=config.speed)`` and answers
-``{"job_id", "shard_id", "partial", "seconds"}``. The worker keeps no state: the
-aggregator owns jobs, and a shard sent twice is simply computed twice.
+(and ``"artifacts": {name: sha256}`` for kinds with artifacts) runs
+``kind.map(params, start, stop, speed=config.speed)`` and answers
+``{"job_id", "shard_id", "partial", "seconds"}``. The worker keeps no job state: the
+aggregator owns jobs, and a shard sent twice is simply computed twice. It only caches
+the artifacts the aggregator PUT to it (``PUT /v1/artifacts/<sha256>?kind=&name=``,
+see :mod:`lepton_ops.services.artifacts`); a shard naming one it lacks gets 409.
 
 Under gunicorn::
 
@@ -20,10 +23,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, Response, jsonify
+from flask import Flask, Response, jsonify, request
 
 from lepton_ops.errors import BadInput
-from lepton_ops.jobs.kinds import get_kind, known_kinds
+from lepton_ops.jobs.kinds import MAX_ARTIFACT_BYTES, get_kind, known_kinds
+from lepton_ops.services.artifacts import (
+    ARTIFACTS_FIELD,
+    DEFAULT_ARTIFACT_CACHE_BYTES,
+    ArtifactCache,
+    MissingArtifacts,
+    artifact_digests,
+    artifact_put,
+    read_artifact_body,
+)
 from lepton_ops.services.auth import read_token_file
 from lepton_ops.services.base_app import create_base_app
 from lepton_ops.services.bodies import (
@@ -35,6 +47,7 @@ from lepton_ops.services.bodies import (
     json_body,
 )
 from lepton_ops.services.config_files import (
+    config_artifact_limit,
     config_int,
     config_number,
     config_path,
@@ -44,17 +57,26 @@ from lepton_ops.services.openapi import error_responses, json_content
 from lepton_ops.services.service_state import service_state
 
 RUN_FIELDS = ("job_id", "shard_id", "kind", "params", "start", "stop")
+RUN_OPTIONAL_FIELDS = ("artifacts",)
+WORKER_SETTINGS = frozenset(
+    {"token_file", "speed", "name", "max_content_length", "max_artifact_bytes",
+     "artifact_cache_bytes"}
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
 class WorkerConfig:
-    """How a worker runs: the token file, its speed factor and the body size limit."""
+    """How a worker runs: the token file, its speed factor and the body size limits."""
 
     token_file: Path
     #: Relative speed handed to ``kind.map`` (the ``sleep`` kind sleeps task_ms / speed).
     speed: float = 1.0
     name: str = "worker"
     max_content_length: int = DEFAULT_MAX_CONTENT_LENGTH
+    #: The largest artifact accepted (``PUT /v1/artifacts``); larger is 413.
+    max_artifact_bytes: int = MAX_ARTIFACT_BYTES
+    #: How much (estimated) the cache of loaded artifacts holds, per process.
+    artifact_cache_bytes: int = DEFAULT_ARTIFACT_CACHE_BYTES
 
     def __post_init__(self) -> None:
         if (
@@ -67,7 +89,7 @@ class WorkerConfig:
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> WorkerConfig:
-        unknown = sorted(set(data) - {"token_file", "speed", "name", "max_content_length"})
+        unknown = sorted(set(data) - WORKER_SETTINGS)
         if unknown:
             raise BadInput(f"config: unknown worker setting {', '.join(unknown)}")
         name = data.get("name", "worker")
@@ -79,6 +101,10 @@ class WorkerConfig:
             name=name,
             max_content_length=config_int(
                 data, "max_content_length", DEFAULT_MAX_CONTENT_LENGTH, minimum=1024
+            ),
+            max_artifact_bytes=config_artifact_limit(data),
+            artifact_cache_bytes=config_int(
+                data, "artifact_cache_bytes", DEFAULT_ARTIFACT_CACHE_BYTES, minimum=1024
             ),
         )
 
@@ -92,11 +118,16 @@ def create_worker_app(config: WorkerConfig | Mapping[str, Any]) -> Flask:
     state = service_state(app)
     state.openapi_paths.update(WORKER_PATHS)
     metrics = state.metrics
+    cache = ArtifactCache(config.artifact_cache_bytes)
+
+    @app.errorhandler(MissingArtifacts)
+    def _missing(exc: MissingArtifacts) -> tuple[Response, int]:
+        return jsonify({"error": str(exc), "status": 409, "missing": exc.missing}), 409
 
     @app.post("/v1/shards/run")
     def run_shard() -> Response:
         body = json_body()
-        check_fields(body, RUN_FIELDS)
+        check_fields(body, RUN_FIELDS + RUN_OPTIONAL_FIELDS)
         job_id = field_str(body, "job_id")
         shard_id = field_str(body, "shard_id")
         kind_name = field_str(body, "kind", max_length=100)
@@ -105,13 +136,31 @@ def create_worker_app(config: WorkerConfig | Mapping[str, Any]) -> Flask:
         stop = field_int(body, "stop", minimum=0)
         if start > stop:
             raise BadInput(f"start ({start}) must not be after stop ({stop})")
+        digests = artifact_digests(body.get("artifacts"))
         kind = get_kind(kind_name)
+        kind.check_artifact_names(digests)
+        loaded, missing = cache.lookup(kind.name, digests)
+        if missing:
+            raise MissingArtifacts(missing)
         began = time.perf_counter()
-        partial = kind.map(params, start, stop, speed=config.speed)
+        partial = kind.map(params, start, stop, speed=config.speed, artifacts=loaded)
         seconds = time.perf_counter() - began
         metrics.shard_done(kind.name)
         return jsonify(
             {"job_id": job_id, "shard_id": shard_id, "partial": partial, "seconds": seconds}
+        )
+
+    @app.put("/v1/artifacts/<digest>")
+    def put_artifact(digest: str) -> tuple[Response, int]:
+        kind = get_kind(field_str(request.args, "kind", max_length=100))
+        name = kind.artifact_spec(field_str(request.args, "name", max_length=100)).name
+        data = read_artifact_body(digest, config.max_artifact_bytes)
+        created = cache.get(kind.name, name, digest) is None
+        if created:
+            cache.put(kind.name, name, digest, kind.load_artifact(name, data), len(data))
+        return (
+            jsonify({"sha256": digest, "size": len(data), "created": created}),
+            201 if created else 200,
         )
 
     @app.get("/v1/kinds")
@@ -147,6 +196,7 @@ WORKER_PATHS: dict[str, Any] = {
                             "params": {"type": "object"},
                             "start": {"type": "integer", "minimum": 0},
                             "stop": {"type": "integer", "minimum": 0},
+                            "artifacts": ARTIFACTS_FIELD,
                         },
                     }
                 ),
@@ -167,9 +217,33 @@ WORKER_PATHS: dict[str, Any] = {
                         }
                     ),
                 },
+                "409": {
+                    "description": "This worker does not hold some of the shard's artifacts: "
+                    "PUT them (missing: {name: sha256}), then send the shard again.",
+                    "content": json_content(
+                        {
+                            "type": "object",
+                            "required": ["error", "status", "missing"],
+                            "properties": {
+                                "error": {"type": "string"},
+                                "status": {"type": "integer"},
+                                "missing": ARTIFACTS_FIELD,
+                            },
+                        }
+                    ),
+                },
                 **error_responses(400, 413, 415),
             },
         }
+    },
+    "/v1/artifacts/{digest}": {
+        "put": artifact_put(
+            "Hold an artifact of a kind (loaded and checked by the kind, cached in memory).",
+            parameters=[
+                {"name": "kind", "in": "query", "required": True, "schema": {"type": "string"}},
+                {"name": "name", "in": "query", "required": True, "schema": {"type": "string"}},
+            ],
+        )
     },
     "/v1/kinds": {
         "get": {

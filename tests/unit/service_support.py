@@ -30,9 +30,22 @@ WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Any]
 class Worker:
     """A real worker on 127.0.0.1 (ephemeral port), with hooks to slow it down or kill it."""
 
-    def __init__(self, app: Flask, *, delay_s: float = 0.0, die_after: int | None = None) -> None:
+    def __init__(
+        self,
+        app: Flask,
+        *,
+        delay_s: float = 0.0,
+        die_after: int | None = None,
+        gate: threading.Event | None = None,
+        hang: threading.Event | None = None,
+    ) -> None:
         self.app = app
         self.delay_s = delay_s
+        #: When given, every shard waits for it to be set (at most 30 s) before it runs.
+        self.gate = gate
+        #: While set, every request (health checks too) hangs, like a stopped process
+        #: whose kernel still accepts connections; cleared, requests go on.
+        self.hang = hang
         self.die_after = die_after
         self.served = 0
         self.dead = False
@@ -43,6 +56,8 @@ class Worker:
         self.thread.start()
 
     def _wsgi(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        while self.hang is not None and self.hang.is_set():
+            time.sleep(0.01)
         if environ.get("PATH_INFO") == "/v1/shards/run":
             with self._lock:
                 if self.die_after is not None and self.served >= self.die_after:
@@ -52,6 +67,8 @@ class Worker:
                 self.served += 1
             if self.delay_s:
                 time.sleep(self.delay_s)
+            if self.gate is not None:
+                self.gate.wait(30.0)
         return self.app.wsgi_app(environ, start_response)
 
     def _die(self, environ: dict[str, Any]) -> None:

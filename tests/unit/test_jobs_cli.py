@@ -43,7 +43,8 @@ def test_plan_as_json(tmp_path: Path, inventory: Path) -> None:
     assert [node["name"] for node in plan["nodes"]] == [f"node{i}" for i in range(1, 6)]
     assert [node["tasks"] for node in plan["nodes"]] == [67, 133, 200, 267, 333]
     assert plan["strategy"] == "weighted" and plan["task_s"] == 0.02
-    assert plan["shards"][0] == {"id": "s0000", "node": "node1", "start": 0, "stop": 50}
+    assert plan["shards"][0] == {"id": "s0000", "node": "node1", "start": 0, "stop": 17}
+    assert [node["shard_size"] for node in plan["nodes"]] == [17, 34, 50, 67, 84]
     assert plan["shards"][-1]["stop"] == 1000
     assert plan["makespan_s"] == pytest.approx(67 * 0.02)
     assert plan["ideal_makespan_s"] == pytest.approx(1000 * 0.02 / 15)

@@ -49,9 +49,10 @@ def test_the_entry_points_register_the_built_in_kinds() -> None:
     assert registered == {
         "mean": "lepton_ops.jobs.kinds.mean:MeanKind",
         "pi": "lepton_ops.jobs.kinds.pi:PiKind",
+        "predict": "lepton_ops.jobs.kinds.predict:PredictKind",
         "sleep": "lepton_ops.jobs.kinds.sleep:SleepKind",
     }
-    assert known_kinds() == ["mean", "pi", "sleep"]
+    assert known_kinds() == ["mean", "pi", "predict", "sleep"]
     assert isinstance(get_kind("mean"), MeanKind)
     assert isinstance(get_kind("pi"), PiKind)
     assert isinstance(get_kind("sleep"), SleepKind)
@@ -60,7 +61,7 @@ def test_the_entry_points_register_the_built_in_kinds() -> None:
 
 def test_unknown_kind_lists_the_known_ones() -> None:
     with pytest.raises(
-        BadInput, match=r"unknown job kind 'median': known kinds are mean, pi, sleep"
+        BadInput, match=r"unknown job kind 'median': known kinds are mean, pi, predict, sleep"
     ):
         get_kind("median")
 
@@ -87,7 +88,9 @@ def test_users_add_their_own_kinds(monkeypatch: pytest.MonkeyPatch) -> None:
         return real + extra
 
     monkeypatch.setattr(registry, "entry_points", fake)
-    assert known_kinds() == ["broken", "mean", "misnamed", "notakind", "pi", "sleep", "triple"]
+    assert known_kinds() == [
+        "broken", "mean", "misnamed", "notakind", "pi", "predict", "sleep", "triple"
+    ]  # fmt: skip
     assert isinstance(get_kind("triple"), TripleKind)
     assert isinstance(get_kind("mean"), MeanKind)  # a broken plugin breaks only itself
     with pytest.raises(OperationFailed, match="could not be imported"):
@@ -110,7 +113,7 @@ def test_a_name_registered_twice_differently_is_an_error(monkeypatch: pytest.Mon
 
 def test_built_ins_work_without_installed_metadata(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(registry, "entry_points", lambda group: [])
-    assert known_kinds() == ["mean", "pi", "sleep"]
+    assert known_kinds() == ["mean", "pi", "predict", "sleep"]
     assert isinstance(get_kind("pi"), PiKind)
 
 

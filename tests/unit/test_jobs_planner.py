@@ -176,7 +176,9 @@ def test_shards_partition_the_tasks() -> None:
         cursor = 0
         for shard in plan.shards:
             assert shard.start == cursor and shard.stop > shard.start
-            assert shard.size <= plan.shard_size
+            assert shard.size <= plan.node(shard.node).shard_size
+            if shard_size is not None:
+                assert shard.size <= shard_size
             cursor = shard.stop
         assert cursor == total
         ids = [shard.id for shard in plan.shards]
@@ -200,15 +202,29 @@ def test_shard_ids_are_stable_and_sortable() -> None:
 
 
 def test_default_shard_size() -> None:
-    assert default_shard_size(0, 5) == 1
-    assert default_shard_size(1000, 5) == 50  # about 4 shards per node
-    assert default_shard_size(3, 5) == 1
-    assert default_shard_size(10**6, 5) == MAX_DEFAULT_SHARD_SIZE
-    huge = default_shard_size(10**9, 5)
+    assert default_shard_size(0, 1000, 5) == 1
+    assert default_shard_size(333, 1000, 5) == 84  # about 4 shards per node
+    assert default_shard_size(67, 1000, 5) == 17
+    assert default_shard_size(3, 3, 5) == 1
+    assert default_shard_size(10**6, 10**6, 5) == MAX_DEFAULT_SHARD_SIZE
+    huge = default_shard_size(10**9 // 3, 10**9, 5)
     plan = make_plan(LAB, 10**9)
-    assert plan.shard_size == huge > MAX_DEFAULT_SHARD_SIZE
+    assert plan.max_shard_size == huge > MAX_DEFAULT_SHARD_SIZE
+    assert plan.shard_size is None
     assert len(plan.shards) <= MAX_DEFAULT_SHARDS
-    assert len(make_plan(LAB, 1000).shards) == 22
+
+
+def test_default_shards_take_about_as_long_on_every_node() -> None:
+    plan = make_plan(LAB, 1000, task_s=0.02)
+    # 67 / 133 / 200 / 267 / 333 tasks: four shards each, the last one shorter.
+    assert [len(node.shards) for node in plan.nodes] == [4, 4, 4, 4, 4]
+    assert [node.shard_size for node in plan.nodes] == [17, 34, 50, 67, 84]
+    seconds = [node.shard_size * plan.task_s / node.speed for node in plan.nodes]
+    assert max(seconds) / min(seconds) < 1.03
+    # An explicit size applies to every node.
+    fixed = make_plan(LAB, 1000, shard_size=50)
+    assert fixed.shard_size == fixed.max_shard_size == 50
+    assert [len(node.shards) for node in fixed.nodes] == [2, 3, 4, 6, 7]
 
 
 def test_load_share_and_makespan() -> None:

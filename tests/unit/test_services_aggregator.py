@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -135,6 +136,60 @@ def test_a_slow_worker_gets_speculative_copies_counted_once(
     )
     # The slow node's shard was copied to an idle fast node, which finished it first.
     assert status["per_node"]["node3"]["shards"] <= 1
+
+
+def test_the_job_finishes_without_waiting_for_a_copy_still_running(
+    token_file: Path, tmp_path: Path, make_worker: Callable[..., Worker], apps: list[Flask]
+) -> None:
+    gate = threading.Event()
+    workers = [make_worker(), make_worker(), make_worker(gate=gate)]
+    db = tmp_path / "jobs.db"
+    app = aggregator(token_file, db, workers, weights=[1, 1, 1])
+    apps.append(app)
+    try:
+        job_id = submit(app, {**MEAN_JOB, "shard_size": 50})
+        # node3 holds its first shard until the gate opens (its read timeout is 10 s);
+        # the others take its second shard and copy the first, and the job ends then.
+        status = wait_done(app, job_id, timeout=5.0)
+        assert status["status"] == "succeeded", status
+        assert status["per_node"]["node3"]["shards"] == 0
+        assert len(shard_rows(db, job_id)) == 6
+    finally:
+        gate.set()
+    assert_exact_mean(
+        app.test_client().get(f"/v1/jobs/{job_id}/result", headers=AUTH).json["result"]
+    )
+
+
+def test_a_hung_worker_is_lost_by_its_health_checks_long_before_its_read_timeout(
+    token_file: Path, tmp_path: Path, make_worker: Callable[..., Worker], apps: list[Flask]
+) -> None:
+    hang = threading.Event()
+    hang.set()
+    workers = [make_worker(delay_s=0.01), make_worker(delay_s=0.01), make_worker(hang=hang)]
+    db = tmp_path / "jobs.db"
+    # The first shard's read timeout is 30 s; the health thread probes every 0.2 s.
+    app = aggregator(
+        token_file,
+        db,
+        workers,
+        first_read_timeout_s=30.0,
+        health_interval_s=0.2,
+        health_timeout_s=0.2,
+    )
+    apps.append(app)
+    try:
+        job_id = submit(app, {**MEAN_JOB, "shard_size": 5})
+        status = wait_done(app, job_id, timeout=10.0)
+        assert status["status"] == "succeeded", status
+        assert status["lost_nodes"] == ["node3"]
+        assert status["per_node"]["node3"]["shards"] == 0
+        assert len(shard_rows(db, job_id)) == status["shards"]
+    finally:
+        hang.clear()
+    assert_exact_mean(
+        app.test_client().get(f"/v1/jobs/{job_id}/result", headers=AUTH).json["result"]
+    )
 
 
 def test_every_worker_lost_fails_the_job_with_a_reason(

@@ -1,7 +1,7 @@
 """Job kinds, found through the entry-point group ``lepton_ops.job_kinds``.
 
-lepton-ops registers its own kinds (``mean``, ``pi``, ``sleep``) in that group; any
-installed distribution can add more::
+lepton-ops registers its own kinds (``mean``, ``pi``, ``predict``, ``sleep``) in that
+group; any installed distribution can add more::
 
     [project.entry-points."lepton_ops.job_kinds"]
     histogram = "my_package.kinds:HistogramKind"
@@ -17,7 +17,16 @@ import threading
 from importlib.metadata import EntryPoint, entry_points
 
 from lepton_ops.errors import BadInput, OperationFailed
-from lepton_ops.jobs.kinds.base import JobKind, Param, Partial, reduce_partials
+from lepton_ops.jobs.kinds.base import (
+    MAX_ARTIFACT_BYTES,
+    ArtifactSpec,
+    JobKind,
+    Param,
+    Partial,
+    artifact_digest,
+    check_digest,
+    reduce_partials,
+)
 
 ENTRY_POINT_GROUP = "lepton_ops.job_kinds"
 
@@ -26,6 +35,7 @@ ENTRY_POINT_GROUP = "lepton_ops.job_kinds"
 BUILTIN_KINDS = {
     "mean": "lepton_ops.jobs.kinds.mean:MeanKind",
     "pi": "lepton_ops.jobs.kinds.pi:PiKind",
+    "predict": "lepton_ops.jobs.kinds.predict:PredictKind",
     "sleep": "lepton_ops.jobs.kinds.sleep:SleepKind",
 }
 
@@ -96,9 +106,13 @@ def _load(entry: EntryPoint) -> JobKind:
 __all__ = [
     "BUILTIN_KINDS",
     "ENTRY_POINT_GROUP",
+    "MAX_ARTIFACT_BYTES",
+    "ArtifactSpec",
     "JobKind",
     "Param",
     "Partial",
+    "artifact_digest",
+    "check_digest",
     "get_kind",
     "kind_entry_points",
     "known_kinds",

@@ -12,18 +12,29 @@ Rules every kind keeps:
   any node computes the same partial for the same range.
 - ``reduce`` is associative, commutative and exact, with ``empty()`` as its identity:
   however the shards are grouped and ordered, the final result is bitwise the same.
+
+A kind may also declare *artifacts* (:class:`ArtifactSpec`): named binary inputs such as
+a model file and a data file. They travel once, content-addressed by their SHA-256
+(:func:`artifact_digest`); a job names them by digest. ``load_artifact`` turns an
+artifact's bytes into the object ``map`` is given (checking it), ``check_artifacts``
+checks the artifacts against the parameters and each other.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import math
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
-from lepton_ops.errors import BadInput
+import numpy as np
+import numpy.typing as npt
+
+from lepton_ops.errors import BadInput, OperationFailed
 
 Partial = dict[str, Any]
 
@@ -104,6 +115,47 @@ SEED = Param(
 )
 
 
+#: Artifacts larger than this are refused (the CLI, and 413 from the services).
+MAX_ARTIFACT_BYTES = 64 * 1024 * 1024
+_DIGEST = re.compile(r"[0-9a-f]{64}")
+
+
+def artifact_digest(data: bytes) -> str:
+    """An artifact's address: the SHA-256 of its bytes, as 64 lowercase hex digits."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def check_digest(value: object, what: str = "artifact digest") -> str:
+    """``value`` if it is a SHA-256 digest (64 lowercase hex digits); BadInput otherwise."""
+    if not isinstance(value, str) or not _DIGEST.fullmatch(value):
+        shown = value[:80] if isinstance(value, str) else type(value).__name__
+        raise BadInput(f"{what} must be a SHA-256 digest (64 lowercase hex digits), got {shown!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class ArtifactSpec:
+    """A named binary input of a kind (``model`` is ``--model PATH`` on the CLI)."""
+
+    name: str
+    help: str
+    #: The file names the CLI accepts (the content decides how the bytes are read).
+    suffixes: tuple[str, ...] = ()
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "flag": self.flag,
+            "help": self.help,
+            "suffixes": list(self.suffixes),
+            "max_bytes": MAX_ARTIFACT_BYTES,
+        }
+
+
 class JobKind(ABC):
     """A kind of job. Subclass it and register the class under the entry-point group
     ``lepton_ops.job_kinds`` (the entry point's name is the kind's name)."""
@@ -114,6 +166,8 @@ class JobKind(ABC):
     summary: ClassVar[str]
     #: The parameters besides ``tasks`` (which every kind has).
     params: ClassVar[tuple[Param, ...]] = ()
+    #: Named binary inputs every job of the kind needs (none for most kinds).
+    artifacts: ClassVar[tuple[ArtifactSpec, ...]] = ()
 
     # ------------------------------------------------------------------ parameters
 
@@ -141,13 +195,84 @@ class JobKind(ABC):
             result[name] = param.coerce(value)
         return result
 
+    # ------------------------------------------------------------------ artifacts
+
+    def artifact_spec(self, name: str) -> ArtifactSpec:
+        """The artifact ``name`` of this kind; BadInput if the kind has none of that name."""
+        for spec in self.artifacts:
+            if spec.name == name:
+                return spec
+        known = ", ".join(spec.name for spec in self.artifacts) or "none"
+        raise BadInput(f"job kind {self.name} has no artifact {name!r} (its artifacts: {known})")
+
+    def check_artifact_names(self, names: Iterable[str]) -> None:
+        """BadInput unless ``names`` are exactly the kind's artifacts."""
+        given = set(names)
+        declared = {spec.name for spec in self.artifacts}
+        unknown = sorted(given - declared)
+        if unknown:
+            known = ", ".join(sorted(declared)) or "none"
+            raise BadInput(
+                f"job kind {self.name} takes no artifact {', '.join(unknown)} "
+                f"(its artifacts: {known})"
+            )
+        missing = [spec for spec in self.artifacts if spec.name not in given]
+        if missing:
+            raise BadInput(
+                f"job kind {self.name} needs "
+                + ", ".join(f"{spec.flag} ({spec.help})" for spec in missing)
+            )
+
+    def load_artifact(self, name: str, data: bytes) -> Any:
+        """The artifact ``name`` read from its bytes and checked (BadInput otherwise)."""
+        spec = self.artifact_spec(name)
+        if not isinstance(data, bytes | bytearray | memoryview):
+            raise BadInput(f"artifact {name} must be bytes, got {type(data).__name__}")
+        if len(data) > MAX_ARTIFACT_BYTES:
+            raise BadInput(
+                f"artifact {name} is {len(data)} bytes: the limit is {MAX_ARTIFACT_BYTES}"
+            )
+        return self._load_artifact(spec.name, bytes(data))
+
+    def check_artifacts(self, params: Mapping[str, Any], artifacts: Mapping[str, Any]) -> None:
+        """BadInput unless the loaded ``artifacts`` fit the parameters and each other."""
+        checked = self.validate(params)
+        self.check_artifact_names(artifacts)
+        if self.artifacts:
+            self._check_artifacts(checked, artifacts)
+
+    def tasks_from_artifacts(self, artifacts: Mapping[str, Any]) -> int | None:
+        """The task count the loaded artifacts imply (None: they imply none)."""
+        return None
+
+    def _load_artifact(self, name: str, data: bytes) -> Any:
+        raise OperationFailed(f"job kind {self.name} cannot load its artifact {name}")
+
+    def _check_artifacts(  # noqa: B027 - an optional hook: most kinds have no artifacts
+        self, params: dict[str, Any], artifacts: Mapping[str, Any]
+    ) -> None:
+        """Checks of the loaded artifacts against the checked parameters (kinds override)."""
+
     # ------------------------------------------------------------------ map / reduce
 
     def map(
-        self, params: Mapping[str, Any], start: int, stop: int, *, speed: float = 1.0
+        self,
+        params: Mapping[str, Any],
+        start: int,
+        stop: int,
+        *,
+        speed: float = 1.0,
+        artifacts: Mapping[str, Any] | None = None,
     ) -> Partial:
-        """The partial result over tasks ``[start, stop)``; ``speed`` is the worker's."""
+        """The partial result over tasks ``[start, stop)``; ``speed`` is the worker's.
+
+        ``artifacts`` are the kind's artifacts as :meth:`load_artifact` returned them.
+        """
         checked = self.validate(params)
+        loaded = dict(artifacts or {})
+        self.check_artifact_names(loaded)
+        if self.artifacts:
+            self._check_artifacts(checked, loaded)
         for label, value in (("start", start), ("stop", stop)):
             if isinstance(value, bool) or not isinstance(value, int):
                 raise BadInput(f"the shard {label} must be a whole number, got {value!r}")
@@ -162,7 +287,7 @@ class JobKind(ABC):
             or speed <= 0
         ):
             raise BadInput(f"the worker speed must be a number greater than 0, got {speed!r}")
-        return self._map(checked, start, stop, float(speed))
+        return self._map_artifacts(checked, start, stop, float(speed), loaded)
 
     def reduce(self, a: Mapping[str, Any], b: Mapping[str, Any]) -> Partial:
         """Two partial results merged into one (associative, commutative and exact)."""
@@ -177,6 +302,7 @@ class JobKind(ABC):
             "name": self.name,
             "summary": self.summary,
             "params": [param.to_dict() for param in self.all_params()],
+            "artifacts": [spec.to_dict() for spec in self.artifacts],
         }
 
     @abstractmethod
@@ -189,6 +315,17 @@ class JobKind(ABC):
 
     @abstractmethod
     def _map(self, params: dict[str, Any], start: int, stop: int, speed: float) -> Partial: ...
+
+    def _map_artifacts(
+        self,
+        params: dict[str, Any],
+        start: int,
+        stop: int,
+        speed: float,
+        artifacts: Mapping[str, Any],
+    ) -> Partial:
+        """``_map`` with the loaded artifacts (kinds that declare artifacts override it)."""
+        return self._map(params, start, stop, speed)
 
     @abstractmethod
     def _reduce(self, a: Partial, b: Partial) -> Partial: ...
@@ -232,3 +369,98 @@ def exact_int(kind: str, field: str, value: object, *, minimum: int = 0) -> int:
             f"got {value!r}"
         )
     return number
+
+
+# ------------------------------------------------------------------ exact sums of floats
+
+#: An exact dyadic number ``mantissa * 2**exponent``, canonical: the mantissa is odd, or
+#: the number is ``(0, 0)``. Sums of any float64 values are exact in this form, and
+#: the canonical form makes equal sums bitwise equal however they were grouped.
+Dyadic = tuple[int, int]
+_LOW_BITS = 26
+_LOW_MASK = (1 << _LOW_BITS) - 1
+#: float64 exponents lie in [-1074, 971] once the 53-bit mantissa is an integer; a sum of
+#: up to 2**60 of them stays well inside these bounds.
+_MIN_EXPONENT = -1100
+_MAX_EXPONENT = 1100
+_MAX_MANTISSA_DIGITS = 1000
+
+
+def dyadic(mantissa: int, exponent: int) -> Dyadic:
+    """``mantissa * 2**exponent`` in canonical form."""
+    if mantissa == 0:
+        return (0, 0)
+    zeros = (mantissa & -mantissa).bit_length() - 1
+    return (mantissa >> zeros, exponent + zeros)
+
+
+def dyadic_add(a: Dyadic, b: Dyadic) -> Dyadic:
+    """``a + b``, exactly."""
+    if a[0] == 0:
+        return b
+    if b[0] == 0:
+        return a
+    low = min(a[1], b[1])
+    return dyadic((a[0] << (a[1] - low)) + (b[0] << (b[1] - low)), low)
+
+
+def exact_float_sum(values: npt.NDArray[np.float64]) -> Dyadic:
+    """The exact sum of finite float64 ``values`` (no rounding at all).
+
+    Each value is ``m * 2**(e - 53)`` with ``m`` a 53-bit integer (``numpy.frexp``). Values
+    are grouped by exponent; each group's mantissas are summed in int64 as a high and a
+    low part (neither sum can overflow below 2**36 values), then the groups are combined
+    with Python's unbounded integers.
+    """
+    flat = np.ascontiguousarray(values, dtype=np.float64).ravel()
+    if flat.size == 0:
+        return (0, 0)
+    if not np.all(np.isfinite(flat)):
+        raise OperationFailed("exact_float_sum: the values must be finite")
+    fraction, exponent = np.frexp(flat)
+    mantissa = np.ldexp(fraction, 53).astype(np.int64)  # exact: 53-bit integers
+    shifted = exponent.astype(np.int64) - 53
+    order = np.argsort(shifted, kind="stable")
+    shifted, mantissa = shifted[order], mantissa[order]
+    starts = np.concatenate(([0], np.flatnonzero(np.diff(shifted)) + 1))
+    high = np.add.reduceat(mantissa >> _LOW_BITS, starts)
+    low = np.add.reduceat(mantissa & _LOW_MASK, starts)
+    base = int(shifted[0])
+    total = 0
+    for h, lo, e in zip(high.tolist(), low.tolist(), shifted[starts].tolist(), strict=True):
+        total += ((h << _LOW_BITS) + lo) << (e - base)
+    return dyadic(total, base)
+
+
+def dyadic_ratio(value: Dyadic, count: int) -> float:
+    """``value / count`` as a float, correctly rounded (one rounding, at the end)."""
+    mantissa, exponent = value
+    if exponent >= 0:
+        return (mantissa << exponent) / count
+    return mantissa / (count << -exponent)
+
+
+def dyadic_to_json(value: Dyadic) -> list[Any]:
+    """``[mantissa as decimal text, exponent]``: no JSON reader rounds it."""
+    return [str(value[0]), value[1]]
+
+
+def dyadic_from_json(kind: str, field: str, value: object) -> Dyadic:
+    """A dyadic field of a partial result, checked (canonical form, sane bounds)."""
+    if (
+        isinstance(value, list | tuple)
+        and len(value) == 2
+        and isinstance(value[0], str)
+        and 0 < len(value[0]) <= _MAX_MANTISSA_DIGITS
+        and value[0].lstrip("-").isdigit()
+        and isinstance(value[1], int)
+        and not isinstance(value[1], bool)
+        and _MIN_EXPONENT <= value[1] <= _MAX_EXPONENT
+    ):
+        number = (int(value[0]), value[1])
+        if dyadic(*number) == number:
+            return number
+    raise BadInput(
+        f"{kind} partial result: {field} must be an exact sum [mantissa, exponent] in "
+        f"canonical form, got {str(value)[:80]}"
+    )

@@ -1,0 +1,161 @@
+"""Jobs benchmark: weighted against equal makespan, and tiny-task throughput, on the lab.
+
+Brings up its own lab (ssh mode as root, local otherwise) in a temporary state
+directory, provisions it and deploys the services (or, with ``--state-dir``, uses a
+lab that is already up and deployed there), then runs on the aggregator:
+
+- heterogeneous makespan: ``--tasks`` ``sleep`` tasks of ``--task-ms`` ms on workers
+  whose speeds are 1:2:3:4:5 (the lab's weights 100..500 over the smallest), once with
+  the ``weighted`` strategy and once with ``equal``. The makespan is the aggregator's
+  (job created to job finished). ``ideal_makespan_s`` is ``N x t / sum(speeds)``.
+- tiny-task throughput: ``--tiny-tasks`` ``mean`` tasks of size 1, measured end to end
+  on the controller (submit, run, result fetched): ``tiny_tasks_per_s``.
+
+Each measurement is repeated ``--repeat`` times and the median is reported. Progress
+goes to stderr; one JSON line last on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from lepton_ops.deploy.deploy import deploy
+from lepton_ops.jobs import client as jobs
+from lepton_ops.jobs.fleet import plan_inventory
+from lepton_ops.lab import Lab, LabMode
+from lepton_ops.provision.provision import provision
+
+POLL_S = 0.05
+
+
+def log(message: str) -> None:
+    sys.stderr.write(f"[jobs-bench] {message}\n")
+    sys.stderr.flush()
+
+
+def run_job(
+    client: jobs.AggregatorClient, kind: str, tasks: int, params: dict[str, Any], strategy: str
+) -> tuple[dict[str, Any], float]:
+    """Run one job to its end; its outcome (as ``job run --json``) and the end-to-end time."""
+    started = time.monotonic()
+    job_id = client.submit(kind, params, tasks, strategy=strategy)
+    status = jobs.follow(client, job_id, poll_s=POLL_S)
+    outcome = jobs.outcome(client, status)
+    elapsed = time.monotonic() - started
+    if not outcome.succeeded:
+        raise SystemExit(f"[jobs-bench] {jobs.failure_line(status)}")
+    return outcome.to_dict(), elapsed
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mode", choices=[m.value for m in LabMode], default=None)
+    parser.add_argument(
+        "--state-dir",
+        type=Path,
+        default=None,
+        help="use the lab already up and deployed in this state dir (no lab up/down)",
+    )
+    parser.add_argument("--tasks", type=int, default=1000, help="sleep tasks (default 1000)")
+    parser.add_argument("--task-ms", type=float, default=20.0, help="ms per sleep task at speed 1")
+    parser.add_argument("--tiny-tasks", type=int, default=100_000, help="mean tasks of size 1")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per measurement (median)")
+    args = parser.parse_args()
+
+    own_lab = args.state_dir is None
+    state = Path(tempfile.mkdtemp(prefix="lepton-jobs-bench-")) if own_lab else args.state_dir
+    lab = Lab(state)
+    try:
+        if own_lab:
+            status = lab.up(LabMode(args.mode) if args.mode else None)
+            log(f"lab up in {status.mode} mode, state {state}")
+            started = time.monotonic()
+            provisioned = provision(lab.inventory_path, state).run
+            log(f"provision: {time.monotonic() - started:.1f} s")
+            deployed = deploy(lab.inventory_path, state) if provisioned.succeeded else None
+            if deployed is None or not deployed.succeeded:
+                failed = deployed if deployed is not None else provisioned
+                log(f"provision/deploy failed: {failed.to_dict()}")
+                return 1
+        else:
+            status = lab.status()
+        inventory = lab.inventory_path
+        plan = plan_inventory(inventory, args.tasks, task_s=args.task_ms / 1000.0)
+        speeds = {node.name: node.speed for node in plan.nodes if node.weight > 0}
+        ideal_s = args.tasks * args.task_ms / 1000.0 / sum(speeds.values())
+        log(f"workers and speeds: {speeds}; ideal makespan {ideal_s:.3f} s")
+
+        result: dict[str, Any] = {
+            "mode": str(status.mode),
+            "workers": len(speeds),
+            "speeds": speeds,
+            "sleep_tasks": args.tasks,
+            "task_ms": args.task_ms,
+            "repeat": args.repeat,
+        }
+        with jobs.connect(state, lambda: inventory) as client:
+            # One small job first, so that no measurement pays for the first
+            # connections and imports on the aggregator and the workers.
+            run_job(client, "sleep", len(speeds), {"task_ms": 1.0}, "weighted")
+            makespans: dict[str, list[float]] = {"weighted": [], "equal": []}
+            for attempt in range(args.repeat):
+                for strategy in ("weighted", "equal"):
+                    done, _ = run_job(
+                        client, "sleep", args.tasks, {"task_ms": args.task_ms}, strategy
+                    )
+                    makespans[strategy].append(float(done["makespan_s"]))
+                    log(
+                        f"sleep {strategy} #{attempt + 1}: makespan {done['makespan_s']:.3f} s, "
+                        f"per node { {n: e['tasks'] for n, e in done['per_node'].items()} }"
+                    )
+            weighted_s = statistics.median(makespans["weighted"])
+            equal_s = statistics.median(makespans["equal"])
+
+            rates: list[float] = []
+            tiny_makespans: list[float] = []
+            for attempt in range(args.repeat):
+                done, elapsed = run_job(
+                    client, "mean", args.tiny_tasks, {"task_size": 1, "seed": attempt}, "weighted"
+                )
+                if done["result"]["count"] != args.tiny_tasks:
+                    raise SystemExit(f"[jobs-bench] the tiny-task job counted {done['result']}")
+                rates.append(args.tiny_tasks / elapsed)
+                tiny_makespans.append(float(done["makespan_s"]))
+                log(
+                    f"tiny #{attempt + 1}: {args.tiny_tasks} tasks in {elapsed:.2f} s end to end "
+                    f"({args.tiny_tasks / elapsed:.0f}/s; aggregator makespan "
+                    f"{done['makespan_s']:.2f} s)"
+                )
+
+        result.update(
+            {
+                "weighted_makespan_s": round(weighted_s, 3),
+                "equal_makespan_s": round(equal_s, 3),
+                "ideal_makespan_s": round(ideal_s, 3),
+                "weighted_over_ideal": round(weighted_s / ideal_s, 3),
+                "equal_over_weighted": round(equal_s / weighted_s, 3),
+                "weighted_runs_s": [round(value, 3) for value in makespans["weighted"]],
+                "equal_runs_s": [round(value, 3) for value in makespans["equal"]],
+                "tiny_tasks": args.tiny_tasks,
+                "tiny_tasks_per_s": round(statistics.median(rates)),
+                "tiny_makespan_s": round(statistics.median(tiny_makespans), 3),
+            }
+        )
+        print(json.dumps(result))
+        return 0
+    finally:
+        if own_lab:
+            lab.down(purge=True)
+            shutil.rmtree(state, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
