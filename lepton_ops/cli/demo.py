@@ -6,29 +6,26 @@ from typing import Annotated
 
 import typer
 
-from lepton_ops.cli.options import InventoryOpt, JsonOpt, StateDirOpt, VerboseOpt, settings
+from lepton_ops.cli.options import with_settings
 from lepton_ops.cli.render import console, fail_line, print_json
 from lepton_ops.demo import StepOutcome, run_demo
 from lepton_ops.lab import LabMode
+from lepton_ops.settings import Settings
 
 
 def register(app: typer.Typer) -> None:
     app.command("demo")(demo_command)
 
 
+@with_settings
 def demo_command(
-    ctx: typer.Context,
+    cfg: Settings,
     mode: Annotated[
         LabMode | None,
         typer.Option("--mode", help="Lab mode. Default: ssh when root, local otherwise."),
     ] = None,
-    inventory: InventoryOpt = None,
-    state_dir: StateDirOpt = None,
-    json_output: JsonOpt = False,
-    verbose: VerboseOpt = 0,
 ) -> None:
     """Run the tour on the embedded lab: lab up, provision, status."""
-    cfg = settings(ctx, inventory, state_dir, json_output, verbose)
     cfg.ensure_state_dir()
 
     def show(step: StepOutcome) -> None:

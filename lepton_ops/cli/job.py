@@ -10,13 +10,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from lepton_ops.cli.options import (
-    InventoryOpt,
-    JsonOpt,
     LimitOpt,
-    StateDirOpt,
-    VerboseOpt,
     require_inventory,
-    settings,
+    with_settings,
 )
 from lepton_ops.cli.render import console, err_console, print_json
 from lepton_ops.errors import OperationFailed
@@ -34,8 +30,9 @@ app = typer.Typer(
 
 
 @app.command("plan")
+@with_settings
 def plan_command(
-    ctx: typer.Context,
+    cfg: Settings,
     tasks: Annotated[
         int, typer.Option("--tasks", "-n", help="How many tasks the job has.", show_default=False)
     ],
@@ -64,13 +61,8 @@ def plan_command(
         ),
     ] = None,
     limit: LimitOpt = None,
-    inventory: InventoryOpt = None,
-    state_dir: StateDirOpt = None,
-    json_output: JsonOpt = False,
-    verbose: VerboseOpt = 0,
 ) -> None:
     """Show how a job's tasks would be split over the workers, and how long it should take."""
-    cfg = settings(ctx, inventory, state_dir, json_output, verbose)
     source = require_inventory(cfg)
     plan = plan_inventory(
         source,
@@ -154,8 +146,9 @@ def _client(cfg: Settings) -> jobs.AggregatorClient:
 
 
 @app.command("run")
+@with_settings
 def run_command(
-    ctx: typer.Context,
+    cfg: Settings,
     kind: Annotated[
         str, typer.Option("--kind", "-k", help="The job kind (mean, pi, predict, sleep...).")
     ],
@@ -206,17 +199,12 @@ def run_command(
     detach: Annotated[
         bool, typer.Option("--detach", "-d", help="Submit and return; the job goes on.")
     ] = False,
-    inventory: InventoryOpt = None,
-    state_dir: StateDirOpt = None,
-    json_output: JsonOpt = False,
-    verbose: VerboseOpt = 0,
 ) -> None:
     """Run a job on the aggregator and follow it (Ctrl-C detaches; the job goes on).
 
     A predict job scores each row of --data with --model: both files are checked here,
     uploaded once (by content), and the job has one task per row.
     """
-    cfg = settings(ctx, inventory, state_dir, json_output, verbose)
     inputs = jobs.job_inputs(
         kind,
         {"task_size": task_size, "seed": seed, "task_ms": task_ms},
@@ -235,31 +223,23 @@ def run_command(
 
 
 @app.command("watch")
+@with_settings
 def watch_command(
-    ctx: typer.Context,
+    cfg: Settings,
     job_id: JobIdArg,
-    inventory: InventoryOpt = None,
-    state_dir: StateDirOpt = None,
-    json_output: JsonOpt = False,
-    verbose: VerboseOpt = 0,
 ) -> None:
     """Follow a job until it finishes, then show its result (Ctrl-C detaches)."""
-    cfg = settings(ctx, inventory, state_dir, json_output, verbose)
     with _client(cfg) as client:
         _follow_and_show(cfg, client, job_id)
 
 
 @app.command("status")
+@with_settings
 def status_command(
-    ctx: typer.Context,
+    cfg: Settings,
     job_id: JobIdArg,
-    inventory: InventoryOpt = None,
-    state_dir: StateDirOpt = None,
-    json_output: JsonOpt = False,
-    verbose: VerboseOpt = 0,
 ) -> None:
     """A job's status, progress and per-node work."""
-    cfg = settings(ctx, inventory, state_dir, json_output, verbose)
     with _client(cfg) as client:
         status = client.status(job_id)
     if cfg.json:
@@ -276,16 +256,12 @@ def status_command(
 
 
 @app.command("result")
+@with_settings
 def result_command(
-    ctx: typer.Context,
+    cfg: Settings,
     job_id: JobIdArg,
-    inventory: InventoryOpt = None,
-    state_dir: StateDirOpt = None,
-    json_output: JsonOpt = False,
-    verbose: VerboseOpt = 0,
 ) -> None:
     """A finished job's result (exit 1 with the reason if it failed or still runs)."""
-    cfg = settings(ctx, inventory, state_dir, json_output, verbose)
     with _client(cfg) as client:
         status = client.status(job_id)
         if status.get("status") == "failed":
@@ -294,15 +270,11 @@ def result_command(
 
 
 @app.command("list")
+@with_settings
 def list_command(
-    ctx: typer.Context,
-    inventory: InventoryOpt = None,
-    state_dir: StateDirOpt = None,
-    json_output: JsonOpt = False,
-    verbose: VerboseOpt = 0,
+    cfg: Settings,
 ) -> None:
     """The aggregator's jobs, newest first."""
-    cfg = settings(ctx, inventory, state_dir, json_output, verbose)
     with _client(cfg) as client:
         listed = client.list()
     if cfg.json:

@@ -7,10 +7,11 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from lepton_ops.cli.options import InventoryOpt, JsonOpt, StateDirOpt, VerboseOpt, settings
+from lepton_ops.cli.options import with_settings
 from lepton_ops.cli.render import console, print_json
 from lepton_ops.lab import Lab, LabMode, LabStatus
 from lepton_ops.lab.topology import DEFAULT_SSH_PORT
+from lepton_ops.settings import Settings
 
 app = typer.Typer(
     help="The embedded lab: five nodes on 127.0.1.1-5 (ssh mode: a real sshd per node in "
@@ -38,51 +39,39 @@ PurgeOpt = Annotated[
 
 
 @app.command("up")
+@with_settings
 def up_command(
-    ctx: typer.Context,
+    cfg: Settings,
     mode: ModeOpt = None,
     ssh_port: PortOpt = DEFAULT_SSH_PORT,
-    inventory: InventoryOpt = None,
-    state_dir: StateDirOpt = None,
-    json_output: JsonOpt = False,
-    verbose: VerboseOpt = 0,
 ) -> None:
     """Bring the lab up (harmless when it is already up) and write its inventory."""
-    cfg = settings(ctx, inventory, state_dir, json_output, verbose)
     cfg.ensure_state_dir()
     status = Lab(cfg.state_dir, ssh_port=ssh_port).up(mode)
     _show(status, json_output=cfg.json, title="lab up")
 
 
 @app.command("status")
+@with_settings
 def status_command(
-    ctx: typer.Context,
-    inventory: InventoryOpt = None,
-    state_dir: StateDirOpt = None,
-    json_output: JsonOpt = False,
-    verbose: VerboseOpt = 0,
+    cfg: Settings,
 ) -> None:
     """Show each node's reachability (exit 1 when no lab is up).
 
     ssh mode: the node's sshd answers with an SSH-2.0 banner within 1 s.
     local mode: the node's three directories exist.
     """
-    cfg = settings(ctx, inventory, state_dir, json_output, verbose)
     status = Lab(cfg.state_dir).status()
     _show(status, json_output=cfg.json, title="lab status")
 
 
 @app.command("down")
+@with_settings
 def down_command(
-    ctx: typer.Context,
+    cfg: Settings,
     purge: PurgeOpt = False,
-    inventory: InventoryOpt = None,
-    state_dir: StateDirOpt = None,
-    json_output: JsonOpt = False,
-    verbose: VerboseOpt = 0,
 ) -> None:
     """Stop every process the lab started and remove its firewall chain (data is kept)."""
-    cfg = settings(ctx, inventory, state_dir, json_output, verbose)
     lab = Lab(cfg.state_dir)
     was_up = lab.is_up()
     lab.down(purge=purge)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -76,6 +79,53 @@ def settings(
         json=json_output or bool(before.get("json")),
         verbose=max(verbose, int(before.get("verbose") or 0)),
     )
+
+
+_GLOBAL_OPTIONS = (
+    inspect.Parameter("inventory", inspect.Parameter.KEYWORD_ONLY, default=None,
+                      annotation=InventoryOpt),
+    inspect.Parameter("state_dir", inspect.Parameter.KEYWORD_ONLY, default=None,
+                      annotation=StateDirOpt),
+    inspect.Parameter("json_output", inspect.Parameter.KEYWORD_ONLY, default=False,
+                      annotation=JsonOpt),
+    inspect.Parameter("verbose", inspect.Parameter.KEYWORD_ONLY, default=0,
+                      annotation=VerboseOpt),
+)  # fmt: skip
+
+
+def with_settings(command: Callable[..., None]) -> Callable[..., None]:
+    """Give ``command`` the global options and call it with the resulting :class:`Settings`.
+
+    ``command`` takes ``cfg: Settings`` first, then its own options. The function typer
+    sees takes its own options plus ``-i``, ``--state-dir``, ``--json`` and ``-v``, which
+    are merged with the same options given before the command name.
+    """
+    own = list(inspect.signature(command, eval_str=True).parameters.values())
+    if not own or own[0].name != "cfg":
+        raise TypeError(f"{command.__name__} must take cfg: Settings as its first parameter")
+    context = inspect.Parameter(
+        "ctx", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=typer.Context
+    )
+    rest = [param.replace(kind=inspect.Parameter.KEYWORD_ONLY) for param in own[1:]]
+    parameters = [context, *rest, *_GLOBAL_OPTIONS]
+
+    @functools.wraps(command)
+    def wrapper(
+        ctx: typer.Context,
+        *,
+        inventory: Path | None = None,
+        state_dir: Path | None = None,
+        json_output: bool = False,
+        verbose: int = 0,
+        **options: Any,
+    ) -> None:
+        command(settings(ctx, inventory, state_dir, json_output, verbose), **options)
+
+    # typer reads the parameters from the signature (and their types from the annotations).
+    wrapper.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
+    wrapper.__annotations__ = {param.name: param.annotation for param in parameters}
+    del wrapper.__wrapped__  # so that typing.get_type_hints reads the annotations above
+    return wrapper
 
 
 def require_inventory(cfg: Settings) -> Path:

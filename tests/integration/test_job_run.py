@@ -6,6 +6,8 @@ import json
 import os
 import signal
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +24,7 @@ MEAN_ARGS = ("--kind", "mean", "--tasks", "1000", "--task-size", "1000", "--seed
 AGGREGATOR_NODE = "node5"
 KILLED = ("node3", "node4")
 RUN_TIMEOUT = 180
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -105,3 +108,99 @@ def test_mean_job_survives_two_killed_workers(deployed: Deployed, expected: dict
     finally:
         restored, _ = deploy(lab)  # the supervisors start the killed workers again
         assert restored.returncode == 0, restored.stderr
+
+
+def stop_worker(lab: RunningLab, name: str, sig: signal.Signals) -> None:
+    """Send ``sig`` to the node's worker: its gunicorn master and the master's workers."""
+    data_dir = lab.lab.node_paths(name).data_dir
+    state = json.loads((data_dir / "lepton-worker.supervisor.json").read_text(encoding="utf-8"))
+    master = int(state["child_pid"])
+    children = Path(f"/proc/{master}/task/{master}/children").read_text(encoding="ascii")
+    for pid in (master, *(int(child) for child in children.split())):
+        os.kill(pid, sig)
+
+
+@pytest.mark.slow
+def test_a_stopped_worker_is_lost_by_its_health_checks(
+    deployed: Deployed, expected: dict[str, Any]
+) -> None:
+    """SIGSTOP: the worker's port still accepts connections but nothing answers, the case a
+    connect timeout cannot see. With the equal strategy nothing is stolen, so only the
+    health checks can move the stopped node's shards."""
+    lab = deployed.lab
+    stopped = "node2"
+    try:
+        with AggregatorClient(aggregator_url(lab.inventory), deployed.token) as client:
+            job_id = client.submit("mean", {"task_size": 1000, "seed": 7}, 1000, "equal", 1)
+            stop_worker(lab, stopped, signal.SIGSTOP)
+        data = job(lab, "watch", job_id, "--json")
+        assert data["status"] == "succeeded"
+        assert_exact(data["result"], expected)
+        shards = stored_shards(lab, job_id)
+        assert len(shards) == len(set(shards)) == 1000
+        status = job(lab, "status", job_id, "--json")
+        assert status["lost_nodes"] == [stopped]
+    finally:
+        stop_worker(lab, stopped, signal.SIGCONT)
+
+
+PLAYBOOK = """\
+- name: Run a job from a playbook
+  hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: Run the mean job on the fleet
+      lepton.ops.job:
+        kind: mean
+        tasks: 1000
+        params: {task_size: 1000, seed: 7}
+        inventory: "{{ fleet_inventory }}"
+        state_dir: "{{ fleet_state_dir }}"
+      register: outcome
+    - name: Keep the registered outcome
+      ansible.builtin.copy:
+        content: "{{ outcome | to_json }}"
+        dest: "{{ outcome_file }}"
+        mode: "0600"
+"""
+
+
+@pytest.mark.slow
+def test_the_job_module_runs_a_job_from_a_playbook(
+    deployed: Deployed, expected: dict[str, Any], tmp_path: Path
+) -> None:
+    lab = deployed.lab
+    playbook = tmp_path / "job.yml"
+    playbook.write_text(PLAYBOOK, encoding="utf-8")
+    outcome_file = tmp_path / "outcome.json"
+    venv_bin = Path(sys.executable).parent
+    extra = {
+        "fleet_inventory": str(lab.inventory),
+        "fleet_state_dir": str(lab.state_dir),
+        "outcome_file": str(outcome_file),
+        "ansible_python_interpreter": sys.executable,
+    }
+    result = subprocess.run(
+        [
+            str(venv_bin / "ansible-playbook"),
+            "-i",
+            "localhost,",
+            "-c",
+            "local",
+            "-e",
+            json.dumps(extra),
+            str(playbook),
+        ],
+        cwd=REPO,
+        env={**os.environ, "ANSIBLE_COLLECTIONS_PATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    outcome = json.loads(outcome_file.read_text(encoding="utf-8"))
+    assert outcome["changed"] is True and outcome["status"] == "succeeded"
+    assert_exact(outcome["result"], expected)
+    assert sum(node["tasks"] for node in outcome["per_node"].values()) == 1000
+    assert deployed.token not in result.stdout + result.stderr + json.dumps(outcome)
