@@ -1,0 +1,951 @@
+#!/usr/bin/python
+# Copyright: (c) 2025, lepton-ops maintainers
+# Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: telemetry_facts
+short_description: Gather a fleet node's telemetry (CPU, memory, disks, latency, service health)
+version_added: 0.1.0
+description:
+  - Samples the node it runs on and returns the sample as the fact
+    RV(ansible_facts.lepton_telemetry), with CPU utilisation and count, load, memory, swap, disk
+    and inode use, processes and open files, TCP connect latency to the aggregator and the other
+    nodes, the health, memory and restart count of each lepton service, and uptime.
+  - Runs on the managed node with nothing but Python's standard library, so it works on a node
+    that is not provisioned yet or is half broken. It does not fail because a C(/proc) file, a
+    pid file or a service is missing or dead; the values it cannot read are V(null), and
+    RV(ansible_facts.lepton_telemetry.errors) says which and why. It only fails on invalid options.
+  - Every key of the fact is always present, whatever could be read (schema version 1).
+  - The latency probes and health checks run in threads of their own, one per target and
+    service, while the CPU is sampled, so the whole module takes about the longest of
+    O(sample_interval), O(attempts) x O(connect_timeout) and O(health_timeout), not their sum.
+  - Reads Linux's C(/proc), C(/sys/fs/cgroup) and C(statvfs); on other systems most values are
+    V(null).
+author:
+  - lepton-ops maintainers (!UNKNOWN)
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.facts
+attributes:
+  check_mode:
+    support: full
+    details:
+      - The module never changes anything; it runs the same in check mode.
+  diff_mode:
+    support: none
+  facts:
+    support: full
+  platform:
+    platforms: posix
+options:
+  sample_interval:
+    description:
+      - Seconds over which CPU utilisation is sampled (the difference of two readings of
+        C(/proc/stat)), from V(0) to V(5).
+      - V(0) skips the sample; RV(ansible_facts.lepton_telemetry.cpu.util_pct) is then V(null).
+    type: float
+    default: 0.2
+  paths:
+    description:
+      - Paths whose file system usage (used space, free bytes, inode use) is reported.
+      - C(/) is always reported too, first.
+      - A path that does not exist is reported with C(exists=false) and V(null) values, which is
+        not an error (a node that is not provisioned yet has no C(/opt/lepton)).
+    type: list
+    elements: path
+    default: [/opt/lepton, /etc/lepton, /var/lib/lepton]
+  targets:
+    description:
+      - The hosts to time a TCP connect to, typically the aggregator and the other nodes of the
+        fleet.
+      - Each target is probed in a thread of its own; its O(attempts) connects follow one another.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      name:
+        description:
+          - The name the target is reported under, for example its inventory hostname.
+          - Defaults to O(targets[].address).
+        type: str
+      address:
+        description:
+          - Host name or IP address of the target. A name is resolved once per run; the time
+            that takes is not part of the latency.
+        type: str
+        required: true
+      port:
+        description:
+          - The TCP port to time a connect to.
+          - The default, the SSH port, is open on every node Ansible manages, before lepton-ops
+            is deployed and while its services are down; the services' ports (C(8700) for the
+            aggregator, C(8701) for the workers) are open only while they run. Note that C(sshd)
+            logs each probe as a connection closed before authentication.
+        type: int
+        default: 22
+      role:
+        description: Whether the target is the fleet's aggregator or another node.
+        type: str
+        choices: [aggregator, peer]
+        default: peer
+  attempts:
+    description:
+      - Connects per target, from V(1) to V(20). The latency is the median of the successful
+        ones; those that time out are counted as lost.
+    type: int
+    default: 3
+  connect_timeout:
+    description:
+      - Seconds after which a connect counts as lost, more than V(0) and at most V(10).
+    type: float
+    default: 1.0
+  services:
+    description:
+      - The lepton services on the node to check. A service that is not installed or not running
+        is reported as such, it is not an error of the module.
+      - Its process is the main process named by the systemd O(services[].unit), else the
+        C(child_pid) of the supervisor's O(services[].state_file), else the pid in
+        O(services[].pid_file), whichever first names a live process.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      name:
+        description: The service's name, for example V(lepton-worker) or V(lepton-aggregator).
+        type: str
+        required: true
+      url:
+        description:
+          - The service's health URL (C(http://) or C(https://)), for example
+            V(http://10.0.0.5:8701/healthz). It is fetched without authentication and without
+            the proxies of the environment; a 2xx answer is healthy.
+          - The lepton services listen on the node's inventory address (C(ansible_host)), not on
+            C(127.0.0.1).
+        type: str
+        required: true
+      state_file:
+        description:
+          - The JSON state file of the lepton supervisor, which runs the services where there is
+            no systemd (as in the lab), for example
+            V(/var/lib/lepton/lepton-worker.supervisor.json).
+          - Its C(child_pid) is the service's process, its C(restarts) the restart count.
+        type: path
+      pid_file:
+        description:
+          - A file holding the pid of the service's process.
+          - The lepton supervisor's own pid file (C(<name>.pid) in its run directory) names the
+            supervisor, not the service; prefer O(services[].state_file) with it.
+        type: path
+      unit:
+        description:
+          - The systemd unit of the service, for example V(lepton-worker.service), on nodes whose
+            services run under systemd.
+          - Its C(MainPID) is the service's process and its C(NRestarts) (systemd 235 and later)
+            the restart count, read with C(systemctl show). A unit that is not loaded is skipped,
+            so one task can name both the unit and the supervisor's state file.
+        type: str
+  health_timeout:
+    description:
+      - Seconds each health check may wait for the connection and for each read, more than V(0)
+        and at most V(10).
+    type: float
+    default: 1.0
+notes:
+  - The restart count is a counter kept by the supervisor (or systemd) since it last started the
+    service on purpose; it goes back to zero when the service is deployed or restarted by
+    hand. Readers should treat a smaller count than the last one as a reset.
+  - A service's RV(ansible_facts.lepton_telemetry.services[].rss_bytes) is the resident memory of
+    its process and all the process's descendants (a gunicorn master holds little, its workers
+    the application). Pages shared between them count once per process, as when adding up the
+    RSS column of C(ps), so the sum can exceed what the service really uses.
+  - The memory limit is the smallest limit of the service process's memory cgroup and its
+    ancestors (cgroup v2 C(memory.max), or cgroup v1 C(memory.limit_in_bytes)).
+  - Open file descriptors and their maximum are the whole system's (C(/proc/sys/fs/file-nr),
+    C(/proc/sys/fs/file-max)), not per process.
+seealso:
+  - module: ansible.builtin.setup
+"""
+
+EXAMPLES = r"""
+- name: List the other nodes of the inventory, with the aggregator's role
+  ansible.builtin.set_fact:
+    lepton_telemetry_targets: >-
+      {{ lepton_telemetry_targets | default([]) + [{
+           'name': item,
+           'address': hostvars[item].ansible_host | default(item),
+           'role': 'aggregator' if item in groups['aggregator'] | default([]) else 'peer'}] }}
+  loop: "{{ groups['all'] | difference([inventory_hostname]) }}"
+
+- name: Gather the node's telemetry, with the latency to the other nodes
+  lepton.ops.telemetry_facts:
+    targets: "{{ lepton_telemetry_targets | default([]) }}"
+
+- name: Gather a worker's telemetry, with its service and the aggregator's service port
+  lepton.ops.telemetry_facts:
+    sample_interval: 0.5
+    targets:
+      - name: node1
+        address: 10.0.0.11
+        role: aggregator
+      - name: node1-service
+        address: 10.0.0.11
+        port: 8700
+        role: aggregator
+      - name: node3
+        address: 10.0.0.13
+    services:
+      - name: lepton-worker
+        url: "http://{{ ansible_host }}:8701/healthz"
+        unit: lepton-worker.service
+        state_file: /var/lib/lepton/lepton-worker.supervisor.json
+
+- name: Show the node's CPU utilisation and what could not be read
+  ansible.builtin.debug:
+    msg: >-
+      {{ ansible_facts.lepton_telemetry.cpu.util_pct }}
+      {{ ansible_facts.lepton_telemetry.errors }}
+"""
+
+RETURN = r"""
+ansible_facts:
+  description: Facts added to the node's facts.
+  returned: always
+  type: dict
+  contains:
+    lepton_telemetry:
+      description:
+        - One telemetry sample of the node. Every key is always present; a value that could not
+          be read is V(null), and RV(ansible_facts.lepton_telemetry.errors) says why.
+      returned: always
+      type: dict
+      contains:
+        schema:
+          description: Version of the structure of this fact.
+          returned: always
+          type: int
+          sample: 1
+        timestamp:
+          description: When the sample was complete, in seconds since the Unix epoch.
+          returned: always
+          type: float
+          sample: 1767225600.123
+        hostname:
+          description: The node's host name.
+          returned: always
+          type: str
+          sample: node2
+        uptime_s:
+          description: Seconds since the node booted, from C(/proc/uptime).
+          returned: always
+          type: float
+          sample: 86400.52
+        cpu:
+          description: CPU count and utilisation.
+          returned: always
+          type: dict
+          contains:
+            count:
+              description: Number of logical CPUs.
+              returned: always
+              type: int
+              sample: 4
+            util_pct:
+              description:
+                - Percentage of CPU time (all CPUs) not idle or waiting for I/O during the
+                  sample, from C(/proc/stat).
+                - V(null) when O(sample_interval=0) or C(/proc/stat) cannot be read.
+              returned: always
+              type: float
+              sample: 37.5
+            sample_s:
+              description: How long the sample really lasted, in seconds; V(0.0) when skipped.
+              returned: always
+              type: float
+              sample: 0.2
+        load:
+          description: Load averages over 1, 5 and 15 minutes.
+          returned: always
+          type: dict
+          contains:
+            1m:
+              description: Load average over 1 minute.
+              returned: always
+              type: float
+              sample: 0.42
+            5m:
+              description: Load average over 5 minutes.
+              returned: always
+              type: float
+              sample: 0.35
+            15m:
+              description: Load average over 15 minutes.
+              returned: always
+              type: float
+              sample: 0.3
+        memory:
+          description: Memory, from C(/proc/meminfo).
+          returned: always
+          type: dict
+          contains:
+            total_bytes:
+              description: Total memory.
+              returned: always
+              type: int
+              sample: 8264290304
+            available_bytes:
+              description: Memory available to new work without swapping (C(MemAvailable)).
+              returned: always
+              type: int
+              sample: 6123454464
+            used_pct:
+              description: Percentage of the total that is not available.
+              returned: always
+              type: float
+              sample: 25.9
+        swap:
+          description: Swap space, from C(/proc/meminfo).
+          returned: always
+          type: dict
+          contains:
+            total_bytes:
+              description: Total swap space; V(0) when there is none.
+              returned: always
+              type: int
+              sample: 2147479552
+            free_bytes:
+              description: Free swap space.
+              returned: always
+              type: int
+              sample: 2147479552
+            used_pct:
+              description: Percentage of the swap space in use; V(0.0) when there is none.
+              returned: always
+              type: float
+              sample: 0.0
+        disks:
+          description: File system usage of C(/) and each of O(paths), in that order.
+          returned: always
+          type: list
+          elements: dict
+          contains:
+            path:
+              description: The path.
+              returned: always
+              type: str
+              sample: /var/lib/lepton
+            exists:
+              description: Whether the path exists. The other values are V(null) when not.
+              returned: always
+              type: bool
+              sample: true
+            used_pct:
+              description: Percentage of the file system's space in use, as C(df) shows it.
+              returned: always
+              type: float
+              sample: 41.37
+            free_bytes:
+              description: Space still available to unprivileged users.
+              returned: always
+              type: int
+              sample: 52613349376
+            inodes_used_pct:
+              description: Percentage of the file system's inodes in use; V(null) when it has no
+                fixed number of them.
+              returned: always
+              type: float
+              sample: 3.12
+        processes:
+          description: Processes and open files of the whole node.
+          returned: always
+          type: dict
+          contains:
+            count:
+              description: Number of processes (the pid directories of C(/proc)).
+              returned: always
+              type: int
+              sample: 187
+            open_fds:
+              description: File handles allocated on the node (first value of
+                C(/proc/sys/fs/file-nr)).
+              returned: always
+              type: int
+              sample: 2304
+            max_fds:
+              description: The node's limit on file handles (C(/proc/sys/fs/file-max)).
+              returned: always
+              type: int
+              sample: 9223372036854775807
+        latency:
+          description: One entry per target of O(targets), in their order.
+          returned: always
+          type: list
+          elements: dict
+          contains:
+            name:
+              description: The target's name.
+              returned: always
+              type: str
+              sample: node1
+            address:
+              description: The target's address.
+              returned: always
+              type: str
+              sample: 10.0.0.11
+            port:
+              description: The TCP port connected to.
+              returned: always
+              type: int
+              sample: 22
+            role:
+              description: V(aggregator) or V(peer).
+              returned: always
+              type: str
+              sample: aggregator
+            attempts:
+              description: Connects attempted.
+              returned: always
+              type: int
+              sample: 3
+            lost:
+              description: Connects that timed out.
+              returned: always
+              type: int
+              sample: 0
+            latency_ms:
+              description: Median time of the successful connects, in milliseconds; V(null) when
+                none succeeded.
+              returned: always
+              type: float
+              sample: 0.412
+            reachable:
+              description: Whether any connect succeeded.
+              returned: always
+              type: bool
+              sample: true
+        services:
+          description: One entry per service of O(services), in their order.
+          returned: always
+          type: list
+          elements: dict
+          contains:
+            name:
+              description: The service's name.
+              returned: always
+              type: str
+              sample: lepton-worker
+            url:
+              description: Its health URL.
+              returned: always
+              type: str
+              sample: http://10.0.0.12:8701/healthz
+            healthy:
+              description: Whether the health URL answered with a 2xx status.
+              returned: always
+              type: bool
+              sample: true
+            status_code:
+              description: HTTP status of the health URL's answer; V(null) when none came.
+              returned: always
+              type: int
+              sample: 200
+            latency_ms:
+              description: Time until the health URL's answer was read, in milliseconds; V(null)
+                when none came.
+              returned: always
+              type: float
+              sample: 2.731
+            pid:
+              description: The service's process; V(null) when no live one was found.
+              returned: always
+              type: int
+              sample: 4711
+            running:
+              description: Whether the service's process is alive.
+              returned: always
+              type: bool
+              sample: true
+            rss_bytes:
+              description: Resident memory of the process and its descendants.
+              returned: always
+              type: int
+              sample: 187375616
+            memory_limit_bytes:
+              description: The cgroup memory limit of the process; V(null) when none is set.
+              returned: always
+              type: int
+              sample: 1073741824
+            restarts:
+              description: How often the supervisor or systemd restarted the service since it
+                last started it on purpose.
+              returned: always
+              type: int
+              sample: 0
+        errors:
+          description: What could not be read, and why, one short line each.
+          returned: always
+          type: list
+          elements: str
+          sample:
+            - "service lepton-worker: health check: Connection refused"
+            - "service lepton-worker: state file /var/lib/lepton/lepton-worker.supervisor.json:
+              No such file or directory"
+"""
+
+import json
+import os
+import posixpath
+import socket
+import time
+from urllib.parse import urlsplit
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.lepton.ops.plugins.module_utils import node_probes
+from ansible_collections.lepton.ops.plugins.module_utils import proc_stats
+
+SCHEMA = 1
+DEFAULT_PATHS = ['/opt/lepton', '/etc/lepton', '/var/lib/lepton']
+
+# Where the readers look; tests point these at fixture trees.
+PROC = proc_stats.PROC
+CGROUP_ROOT = proc_stats.CGROUP_ROOT
+
+LIMITS = {
+    'sample_interval': (0.0, 5.0, True),  # (lowest, highest, lowest allowed)
+    'connect_timeout': (0.0, 10.0, False),
+    'health_timeout': (0.0, 10.0, False),
+    'attempts': (1, 20, True),
+}
+
+# Waiting for the probe threads: their own timeouts plus this, for name resolution and slack.
+WAIT_SLACK_S = 2.0
+# The longest a `systemctl show` may take on a node whose systemd hangs.
+SYSTEMCTL_TIMEOUT_S = 5
+
+
+def argument_spec():
+    return dict(
+        sample_interval=dict(type='float', default=0.2),
+        paths=dict(type='list', elements='path', default=list(DEFAULT_PATHS)),
+        targets=dict(type='list', elements='dict', default=[], options=dict(
+            name=dict(type='str'),
+            address=dict(type='str', required=True),
+            port=dict(type='int', default=22),
+            role=dict(type='str', default='peer', choices=['aggregator', 'peer']),
+        )),
+        attempts=dict(type='int', default=3),
+        connect_timeout=dict(type='float', default=1.0),
+        services=dict(type='list', elements='dict', default=[], options=dict(
+            name=dict(type='str', required=True),
+            url=dict(type='str', required=True),
+            state_file=dict(type='path'),
+            pid_file=dict(type='path'),
+            unit=dict(type='str'),
+        )),
+        health_timeout=dict(type='float', default=1.0),
+    )
+
+
+def check_options(module):
+    params = module.params
+    for name, (lowest, highest, lowest_allowed) in LIMITS.items():
+        value = params[name]
+        too_low = value < lowest if lowest_allowed else value <= lowest
+        if too_low or value > highest:
+            module.fail_json(msg='%s must be %s %s and at most %s, not %s'
+                             % (name, 'at least' if lowest_allowed else 'more than',
+                                lowest, highest, value))
+    for target in params['targets']:
+        if not 1 <= target['port'] <= 65535:
+            module.fail_json(msg='targets: port %d of %s is not a TCP port'
+                             % (target['port'], target['address']))
+    for service in params['services']:
+        parts = urlsplit(service['url'])
+        if parts.scheme not in ('http', 'https') or not parts.netloc:
+            module.fail_json(msg='services: the url of %s must be an http:// or https:// URL, '
+                                 'not %r' % (service['name'], service['url']))
+
+
+def describe(error):
+    """A short description of an exception for the errors list."""
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror
+    return node_probes.describe(error)
+
+
+class Errors(list):
+    """The fact's errors list: ``add('memory', 'cannot read x')`` adds ``memory: cannot read x``."""
+
+    def add(self, area, message):
+        self.append('%s: %s' % (area, message))
+
+
+def empty_facts():
+    return {
+        'schema': SCHEMA,
+        'timestamp': None,
+        'hostname': None,
+        'uptime_s': None,
+        'cpu': {'count': None, 'util_pct': None, 'sample_s': 0.0},
+        'load': {'1m': None, '5m': None, '15m': None},
+        'memory': {'total_bytes': None, 'available_bytes': None, 'used_pct': None},
+        'swap': {'total_bytes': None, 'free_bytes': None, 'used_pct': None},
+        'disks': [],
+        'processes': {'count': None, 'open_fds': None, 'max_fds': None},
+        'latency': [],
+        'services': [],
+        'errors': Errors(),
+    }
+
+
+# The node itself
+
+def sample_cpu(facts, interval):
+    cpu, errors = facts['cpu'], facts['errors']
+    cpu['count'] = os.cpu_count()
+    if cpu['count'] is None:
+        errors.add('cpu', 'the number of CPUs is unknown')
+    if interval <= 0:
+        return
+    stat = os.path.join(PROC, 'stat')
+    started = time.monotonic()
+    try:
+        before = proc_stats.read_cpu_times(PROC)
+        time.sleep(interval)
+        after = proc_stats.read_cpu_times(PROC)
+    except (OSError, ValueError) as error:
+        errors.add('cpu', 'cannot read %s: %s' % (stat, describe(error)))
+        return
+    cpu['sample_s'] = round(time.monotonic() - started, 3)
+    cpu['util_pct'] = proc_stats.cpu_util_pct(before, after)
+    if cpu['util_pct'] is None:
+        errors.add('cpu', '%s did not advance during the sample' % stat)
+
+
+def read_load(facts):
+    try:
+        averages = os.getloadavg()
+    except OSError as error:
+        facts['errors'].add('load', 'cannot read the load averages: %s' % describe(error))
+        return
+    for index, key in enumerate(('1m', '5m', '15m')):
+        facts['load'][key] = round(averages[index], 2)
+
+
+def read_memory(facts):
+    errors = facts['errors']
+    meminfo = os.path.join(PROC, 'meminfo')
+    try:
+        info = proc_stats.read_meminfo(PROC)
+    except (OSError, ValueError) as error:
+        errors.add('memory', 'cannot read %s: %s' % (meminfo, describe(error)))
+        return
+    facts['memory'] = proc_stats.memory_usage(info)
+    facts['swap'] = proc_stats.swap_usage(info)
+    expected = (('memory', ('MemTotal', 'MemAvailable')), ('swap', ('SwapTotal', 'SwapFree')))
+    for area, keys in expected:
+        missing = [key for key in keys if key not in info]
+        if missing and None in facts[area].values():
+            errors.add(area, '%s has no %s' % (meminfo, ' or '.join(missing)))
+
+
+def disk_paths(paths):
+    """``/`` first, then ``paths`` normalized, without repetitions."""
+    ordered = ['/']
+    for path in paths:
+        path = posixpath.normpath(path) if path else path
+        if path and path not in ordered:
+            ordered.append(path)
+    return ordered
+
+
+def read_disks(facts, paths):
+    for path in disk_paths(paths):
+        entry = {'path': path, 'exists': os.path.exists(path), 'used_pct': None,
+                 'free_bytes': None, 'inodes_used_pct': None}
+        if entry['exists']:
+            try:
+                entry.update(proc_stats.disk_usage(path))
+            except OSError as error:
+                facts['errors'].add('disk %s' % path, 'cannot read its usage: %s' % describe(error))
+        facts['disks'].append(entry)
+
+
+def read_processes(facts):
+    processes, errors = facts['processes'], facts['errors']
+    try:
+        processes['count'] = len(proc_stats.list_pids(PROC))
+    except OSError as error:
+        errors.add('processes', 'cannot list %s: %s' % (PROC, describe(error)))
+    try:
+        processes['open_fds'], processes['max_fds'] = proc_stats.read_file_handles(PROC)
+    except (OSError, ValueError) as error:
+        errors.add('processes', 'cannot read %s: %s'
+                   % (os.path.join(PROC, 'sys', 'fs', 'file-nr'), describe(error)))
+
+
+def read_uptime(facts):
+    try:
+        facts['uptime_s'] = round(proc_stats.read_uptime(PROC), 2)
+    except (OSError, ValueError) as error:
+        facts['errors'].add('uptime', 'cannot read %s: %s'
+                            % (os.path.join(PROC, 'uptime'), describe(error)))
+
+
+def read_hostname(facts):
+    try:
+        facts['hostname'] = socket.gethostname()
+    except OSError as error:
+        facts['errors'].add('hostname', describe(error))
+
+
+# Services
+
+def read_state_file(path):
+    """``(child_pid, restarts)`` from the lepton supervisor's JSON state file.
+
+    The supervisor writes ``{"name", "supervisor_pid", "child_pid", "restarts", "last_exit",
+    "command"}``; ``child_pid`` is null while the service is stopped. Raises OSError or
+    ValueError (a file that is not such a JSON object).
+    """
+    with open(path, encoding='utf-8') as handle:
+        data = json.load(handle)
+    if not isinstance(data, dict):
+        raise ValueError('not a JSON object')
+    child_pid, restarts = data.get('child_pid'), data.get('restarts')
+    for key, value in (('child_pid', child_pid), ('restarts', restarts)):
+        is_count = isinstance(value, int) and not isinstance(value, bool) and value >= 0
+        if value is not None and not is_count:
+            raise ValueError('%s is not a count: %r' % (key, value))
+    return child_pid, restarts
+
+
+def read_pid_file(path):
+    """The pid in ``path`` (its first word); raises OSError or ValueError."""
+    text = proc_stats.read_text(path).split()
+    if not text:
+        raise ValueError('empty')
+    pid = int(text[0])
+    if pid <= 0:
+        raise ValueError('not a pid: %d' % pid)
+    return pid
+
+
+def systemd_unit(module, unit):
+    """``(main_pid, restarts)`` of a loaded systemd unit; raises ValueError saying why not.
+
+    ``main_pid`` is None when the unit has no main process; ``restarts`` when systemd does not
+    count restarts (before 235).
+    """
+    systemctl = module.get_bin_path('systemctl')
+    if not systemctl:
+        raise ValueError('no systemctl')
+    command = [systemctl, 'show', '--property=LoadState,MainPID,NRestarts', '--', unit]
+    guard = module.get_bin_path('timeout')
+    if guard:
+        command = [guard, str(SYSTEMCTL_TIMEOUT_S)] + command
+    rc, out, err = module.run_command(command, check_rc=False, expand_user_and_vars=False)
+    if rc != 0:
+        lines = (err or out or '').strip().splitlines()
+        raise ValueError('systemctl show failed (exit code %d)%s'
+                         % (rc, ': ' + lines[-1] if lines else ''))
+    shown = dict(line.split('=', 1) for line in out.splitlines() if '=' in line)
+    if shown.get('LoadState') != 'loaded':
+        raise ValueError('not loaded (%s)' % (shown.get('LoadState') or 'unknown'))
+    main_pid = int(shown.get('MainPID') or 0) or None
+    restarts = shown.get('NRestarts')
+    return main_pid, int(restarts) if restarts not in (None, '', '[not set]') else None
+
+
+def find_process(module, service):
+    """``(pid, restarts, pid_problems, restart_problems)`` of a service.
+
+    The sources (systemd unit, supervisor state file, pid file) are tried in that order: the
+    first that names a live process gives the pid, the first that has a restart count gives
+    the count. The problems say why each source gave nothing.
+    """
+    pid, restarts = None, None
+    pid_problems, restart_problems = [], []
+
+    def offer(candidate, source):
+        if candidate is None:
+            pid_problems.append('%s names no process' % source)
+            return None
+        if not proc_stats.pid_alive(candidate, PROC):
+            pid_problems.append('pid %d from %s is not running' % (candidate, source))
+            return None
+        return candidate
+
+    if service.get('unit'):
+        source = 'unit %s' % service['unit']
+        try:
+            main_pid, unit_restarts = systemd_unit(module, service['unit'])
+        except (OSError, ValueError) as error:
+            pid_problems.append('%s: %s' % (source, describe(error)))
+            restart_problems.append('%s: %s' % (source, describe(error)))
+        else:
+            pid = offer(main_pid, source)
+            if unit_restarts is None:
+                restart_problems.append('%s: systemd does not count restarts' % source)
+            restarts = unit_restarts
+    if service.get('state_file'):
+        source = 'state file %s' % service['state_file']
+        try:
+            child_pid, state_restarts = read_state_file(service['state_file'])
+        except (OSError, ValueError) as error:
+            pid_problems.append('%s: %s' % (source, describe(error)))
+            restart_problems.append('%s: %s' % (source, describe(error)))
+        else:
+            pid = pid or offer(child_pid, source)
+            if restarts is None:
+                restarts = state_restarts
+                if state_restarts is None:
+                    restart_problems.append('%s has no restart count' % source)
+    if service.get('pid_file'):
+        source = 'pid file %s' % service['pid_file']
+        try:
+            file_pid = read_pid_file(service['pid_file'])
+        except (OSError, ValueError) as error:
+            pid_problems.append('%s: %s' % (source, describe(error)))
+        else:
+            pid = pid or offer(file_pid, source)
+    if not (service.get('unit') or service.get('state_file') or service.get('pid_file')):
+        pid_problems.append('no unit, state_file or pid_file to find its process')
+    return pid, restarts, pid_problems, restart_problems
+
+
+def empty_service(service):
+    return {'name': service['name'], 'url': service['url'], 'healthy': False,
+            'status_code': None, 'latency_ms': None, 'pid': None, 'running': False,
+            'rss_bytes': None, 'memory_limit_bytes': None, 'restarts': None}
+
+
+def read_service(module, service, health):
+    """The fact entry of one service; ``health`` is the result of its health check."""
+    errors = Errors()
+    area = 'service %s' % service['name']
+    entry = empty_service(service)
+    done, value = health
+    if not done:
+        errors.add(area, 'health check: no answer in time')
+    elif isinstance(value, Exception):
+        errors.add(area, 'health check: %s' % describe(value))
+    else:
+        result, problem = value
+        entry.update(result)
+        if problem:
+            errors.add(area, 'health check: %s' % problem)
+
+    pid, restarts, pid_problems, restart_problems = find_process(module, service)
+    entry['restarts'] = restarts
+    # A source that could not be read is one problem for both the pid and the restart count.
+    problems = ((pid_problems if pid is None else [])
+                + (restart_problems if restarts is None else []))
+    for problem in sorted(set(problems), key=problems.index):
+        errors.add(area, problem)
+    if pid is None:
+        return entry, errors
+    entry['pid'], entry['running'] = pid, True
+    try:
+        entry['rss_bytes'] = proc_stats.read_tree_rss(pid, PROC)
+    except (OSError, ValueError) as error:
+        errors.add(area, 'cannot read the memory of pid %d: %s' % (pid, describe(error)))
+    try:
+        entry['memory_limit_bytes'] = proc_stats.read_memory_limit(pid, PROC, CGROUP_ROOT)
+    except (OSError, ValueError) as error:
+        errors.add(area, 'cannot read the cgroup of pid %d: %s' % (pid, describe(error)))
+    return entry, errors
+
+
+# Latency
+
+def latency_entry(target, probe, attempts):
+    """The fact entry of one target; ``probe`` is the result of its connects."""
+    name = target['name'] or target['address']
+    entry = {'name': name, 'address': target['address'], 'port': target['port'],
+             'role': target['role'], 'attempts': attempts, 'lost': 0, 'latency_ms': None,
+             'reachable': False}
+    errors = Errors()
+    area = 'latency %s' % name
+    done, value = probe
+    if not done:
+        errors.add(area, 'the probe did not finish in time')
+    elif isinstance(value, Exception):
+        errors.add(area, describe(value))
+    else:
+        result, problems = value
+        entry.update(result)
+        for problem in problems:
+            errors.add(area, problem)
+    return entry, errors
+
+
+def guarded(facts, area, read, *args):
+    """Run one reader; an unexpected exception becomes an error line, never a failed module."""
+    try:
+        read(facts, *args)
+    except Exception as error:  # a half-broken node must still return its facts
+        facts['errors'].add(area, 'unexpected error: %s' % describe(error))
+
+
+def gather(module):
+    params = module.params
+    facts = empty_facts()
+    errors = facts['errors']
+    targets, services = params['targets'], params['services']
+    attempts, connect_timeout = params['attempts'], params['connect_timeout']
+    health_timeout = params['health_timeout']
+
+    # Probes first, in threads, so that they run while the CPU is sampled.
+    probes = node_probes.Background([
+        (lambda target=target: node_probes.probe_tcp(target['address'], target['port'],
+                                                     attempts, connect_timeout))
+        for target in targets])
+    checks = node_probes.Background([
+        (lambda service=service: node_probes.check_health(service['url'], health_timeout))
+        for service in services])
+
+    guarded(facts, 'cpu', sample_cpu, params['sample_interval'])
+    guarded(facts, 'load', read_load)
+    guarded(facts, 'memory', read_memory)
+    guarded(facts, 'disks', read_disks, params['paths'])
+    guarded(facts, 'processes', read_processes)
+    guarded(facts, 'uptime', read_uptime)
+    guarded(facts, 'hostname', read_hostname)
+
+    # Both waits count from the start of the probes. A health check waits at most
+    # health_timeout to connect and as long for each read.
+    health = checks.wait(2 * health_timeout + WAIT_SLACK_S)
+    for index, service in enumerate(services):
+        result = health[index]
+        try:
+            entry, service_errors = read_service(module, service, result)
+        except Exception as error:  # a half-broken node must still return its facts
+            entry, service_errors = empty_service(service), Errors()
+            service_errors.add('service %s' % service['name'],
+                               'unexpected error: %s' % describe(error))
+        facts['services'].append(entry)
+        errors.extend(service_errors)
+
+    connects = probes.wait(attempts * connect_timeout + WAIT_SLACK_S)
+    for index, target in enumerate(targets):
+        entry, target_errors = latency_entry(target, connects[index], attempts)
+        facts['latency'].append(entry)
+        errors.extend(target_errors)
+
+    facts['timestamp'] = time.time()
+    facts['errors'] = list(errors)
+    return facts
+
+
+def main():
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    check_options(module)
+    module.exit_json(changed=False, ansible_facts={'lepton_telemetry': gather(module)})
+
+
+if __name__ == '__main__':
+    main()
