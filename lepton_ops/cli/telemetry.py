@@ -11,6 +11,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
+from lepton_ops.cli import telemetry_pull
 from lepton_ops.cli.options import LimitOpt, require_inventory, with_settings
 from lepton_ops.cli.render import console, print_json
 from lepton_ops.errors import BadInput, OperationFailed
@@ -33,9 +34,7 @@ app = typer.Typer(
     "samples in the controller's store, show, export and prune them.",
     no_args_is_help=True,
 )
-# >>> `telemetry pull` (lepton_ops/cli/telemetry_pull.py) registers on the line below, once
-# that file exists, with `from lepton_ops.cli import telemetry_pull` among the imports above:
-# telemetry_pull.register(app)
+telemetry_pull.register(app)
 
 EXPORT_FORMATS = ("csv", "prometheus")
 _LEVEL_STYLE = {
