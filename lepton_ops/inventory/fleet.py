@@ -18,7 +18,10 @@ class Node:
     address: str
     weight: int
     groups: tuple[str, ...] = ()
+    #: The host's variables, without Ansible's own ``ansible_*`` ones (they may hold secrets).
     vars: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    #: ``ansible_port``, when the inventory sets one.
+    port: int | None = None
 
     @property
     def is_aggregator(self) -> bool:

@@ -66,7 +66,19 @@ def _node(name: str, hostvars: dict[str, Any], groups: tuple[str, ...]) -> Node:
     address = str(hostvars.get("ansible_host") or name)
     weight = _weight(name, hostvars.get(WEIGHT_VAR, DEFAULT_WEIGHT))
     plain_vars = {key: value for key, value in hostvars.items() if not key.startswith("ansible_")}
-    return Node(name=name, address=address, weight=weight, groups=groups, vars=plain_vars)
+    port = _port(hostvars.get("ansible_port"))
+    return Node(
+        name=name, address=address, weight=weight, groups=groups, vars=plain_vars, port=port
+    )
+
+
+def _port(raw: object) -> int | None:
+    # None unless the inventory gives a plain number: a templated value ("{{ ... }}") is
+    # Ansible's to resolve, and Ansible reports a bad port itself when it connects.
+    text = str(raw).strip()
+    if raw is None or isinstance(raw, bool) or not text.isdigit():
+        return None
+    return int(text)
 
 
 def _weight(host: str, raw: object) -> int:

@@ -26,9 +26,9 @@ from typing import Any
 
 from rich.console import Console
 
-from lepton_ops.errors import OperationFailed
+from lepton_ops.errors import BadInput, OperationFailed
 from lepton_ops.gateway import PlaybookResult, PlaybookRun, run_playbook
-from lepton_ops.inventory import load_fleet
+from lepton_ops.inventory import Fleet, Node, load_fleet
 from lepton_ops.telemetry.facts import NodeOutcome, NodeStatus
 from lepton_ops.telemetry.facts_schema import FACTS_KEY
 from lepton_ops.telemetry.records import CollectionRecord, CollectionSource
@@ -108,12 +108,14 @@ def collect(
     then); unreachable and failing nodes are recorded, not raised.
     """
     fleet = load_fleet(inventory, limit)
+    whole = load_fleet(inventory) if limit else fleet
     hosts = tuple(fleet.names)
     request = PlaybookRun(
         playbook=PLAYBOOK,
         inventory=inventory,
         hosts=hosts,
         limit=limit,
+        extravars={"lepton_telemetry_fleet": probe_targets(whole)},
         verbosity=verbosity,
         forks=forks_for(len(hosts)),
         timeout_s=SSH_CONNECT_TIMEOUT_S,
@@ -133,6 +135,37 @@ def collect(
             outcomes, CollectionSource.ANSIBLE, started_at=started_at, finished_at=time.time()
         )
     return CollectionResult(outcomes, record, run, duration)
+
+
+def probe_targets(fleet: Fleet) -> list[dict[str, Any]]:
+    """Every node of the inventory as a probe target: name, address, port and role.
+
+    Built once here and handed to the playbook: the playbook's own fallback (for plain
+    ansible-playbook) looks up every host's variables for every host, which grows with
+    the square of the fleet.
+    """
+    return [
+        {
+            "name": node.name,
+            "address": node.address,
+            "port": _probe_port(node),
+            "role": "aggregator" if node.is_aggregator else "peer",
+        }
+        for node in fleet.nodes
+    ]
+
+
+def _probe_port(node: Node) -> int:
+    value = node.vars.get("lepton_telemetry_probe_port")
+    if value is None:
+        return node.port if node.port is not None else 22
+    text = str(value).strip()
+    if isinstance(value, bool) or not text.isdigit() or not 0 < int(text) < 65536:
+        raise BadInput(
+            f"host {node.name}: lepton_telemetry_probe_port must be a port number (1-65535), "
+            f"got {value!r}"
+        )
+    return int(text)
 
 
 def forks_for(host_count: int) -> int:

@@ -206,3 +206,35 @@ def test_collect_exits_1_with_one_line_when_no_node_answers(tmp_path: Path) -> N
     with TelemetryStore(store_path(state)) as store:
         [incident] = store.incidents()
         assert (incident.node, incident.kind) == ("gone", "unreachable")
+
+
+def test_each_node_probes_the_aggregator_and_its_next_four_peers(tmp_path: Path) -> None:
+    """Eight local hosts: every node probes the aggregator plus the next four nodes in the
+    inventory's order (a ring), so the probes grow with the fleet, not with its square."""
+    names = [f"n{i}" for i in range(1, 9)]
+    hosts = "".join(
+        f"    {name}: {{ansible_connection: local, ansible_host: 127.0.0.{10 + i}}}\n"
+        for i, name in enumerate(names)
+    )
+    inventory = tmp_path / "inventory.yml"
+    inventory.write_text(
+        "all:\n"
+        "  vars:\n"
+        f"    ansible_python_interpreter: {sys.executable}\n"
+        "    lepton_telemetry_probe_port: 1\n"
+        "    lepton_telemetry_attempts: 1\n"
+        f"  hosts:\n{hosts}"
+        "  children:\n"
+        "    aggregator: {hosts: {n8: {}}}\n"
+    )
+    result = run_cli(
+        "telemetry", "collect", "-i", str(inventory), "--json", state_dir=tmp_path / "state"
+    )
+    assert result.returncode == 0, result.stderr
+    nodes = {node["node"]: node for node in json.loads(result.stdout)["nodes"]}
+    for i, name in enumerate(names):
+        targets = [(t["name"], t["role"]) for t in nodes[name]["facts"]["latency"]]
+        ring = [names[(i + step) % len(names)] for step in range(1, len(names))]
+        peers = [peer for peer in ring if peer != "n8"][:4]
+        expected = ([] if name == "n8" else [("n8", "aggregator")]) + [(p, "peer") for p in peers]
+        assert targets == expected, name

@@ -137,7 +137,12 @@ def test_every_node_is_stored_as_one_collection(
     assert request.hosts == tuple(NODES)
     assert request.forks == 5
     assert request.timeout_s == collect_module.SSH_CONNECT_TIMEOUT_S
-    assert request.extravars == {}  # the inventory may tune the playbook's variables
+    # Only the node list (built once, here); the inventory may tune the other variables.
+    assert list(request.extravars) == ["lepton_telemetry_fleet"]
+    fleet = request.extravars["lepton_telemetry_fleet"]
+    assert [node["name"] for node in fleet] == NODES
+    assert fleet[0] == {"name": "node1", "address": "127.0.1.1", "port": 22, "role": "peer"}
+    assert fleet[4]["role"] == "aggregator"
     assert [o.node for o in result.outcomes] == NODES
     assert all(o.status is NodeStatus.OK for o in result.outcomes)
     assert result.unreachable == [] and result.answered == NODES
