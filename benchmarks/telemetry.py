@@ -54,6 +54,7 @@ from lepton_ops.telemetry import collect as collect_module
 from lepton_ops.telemetry.pull import open_puller, pull
 
 LOOPBACK = "127.0.0.1"
+AGGREGATOR_STANDIN = "standin001"
 
 
 def log(message: str) -> None:
@@ -230,7 +231,7 @@ def standin_inventory(root: Path, count: int, probe_port: int, health_port: int)
             },
             "hosts": hosts,
             "children": {
-                "aggregator": {"hosts": {"standin001": {}}},
+                "aggregator": {"hosts": {AGGREGATOR_STANDIN: {}}},
                 "workers": {"hosts": {name: {} for name in hosts}},
             },
         }
@@ -241,7 +242,7 @@ def standin_inventory(root: Path, count: int, probe_port: int, health_port: int)
 
 
 def timed_collection(
-    inventory: Path, hosts: tuple[str, ...], state: Path, forks: int
+    inventory: Path, hosts: tuple[str, ...], state: Path, forks: int, probe_port: int
 ) -> tuple[float, int]:
     """The collect playbook with ``forks`` forks, its outcomes stored; seconds, hosts ok."""
     request = PlaybookRun(
@@ -250,7 +251,20 @@ def timed_collection(
         hosts=hosts,
         forks=forks,
         timeout_s=collect_module.SSH_CONNECT_TIMEOUT_S,
-        extravars={"lepton_telemetry_task_timeout": collect_module.TASK_TIMEOUT_S},
+        extravars={
+            "lepton_telemetry_task_timeout": collect_module.TASK_TIMEOUT_S,
+            # As collect() does: the node list built once on the controller (the stand-ins
+            # share one address, which load_fleet refuses, so it is built here).
+            "lepton_telemetry_fleet": [
+                {
+                    "name": host,
+                    "address": LOOPBACK,
+                    "port": probe_port,
+                    "role": "aggregator" if host == AGGREGATOR_STANDIN else "peer",
+                }
+                for host in hosts
+            ],
+        },
     )
     events = collect_module.FactEvents()
     started_at = time.time()
@@ -277,14 +291,15 @@ def run_scale_part(args: argparse.Namespace) -> dict[str, Any]:
         with probe_listener() as probe_port, health_server() as health_port:
             # One small run first: Ansible's and the module's first start is not measured.
             warm = standin_inventory(root, 2, probe_port, health_port)
-            timed_collection(warm, ("standin001", "standin002"), root / "state", args.forks)
+            warm_hosts = ("standin001", "standin002")
+            timed_collection(warm, warm_hosts, root / "state", args.forks, probe_port)
             times: dict[str, float] = {}
             answered: dict[str, int] = {}
             for count in args.sizes:
                 inventory = standin_inventory(root, count, probe_port, health_port)
                 hosts = tuple(f"standin{index:03d}" for index in range(1, count + 1))
                 runs = [
-                    timed_collection(inventory, hosts, root / "state", args.forks)
+                    timed_collection(inventory, hosts, root / "state", args.forks, probe_port)
                     for _ in range(args.scale_repeat)
                 ]
                 times[str(count)] = round(statistics.median(seconds for seconds, _ in runs), 3)
