@@ -8,10 +8,9 @@ import typer
 
 from lepton_ops import __version__
 from lepton_ops.cli import demo as demo_cli
-from lepton_ops.cli import deploy as deploy_cli
+from lepton_ops.cli import fleet as fleet_cli
 from lepton_ops.cli import job as job_cli
 from lepton_ops.cli import lab as lab_cli
-from lepton_ops.cli import provision as provision_cli
 from lepton_ops.cli import telemetry as telemetry_cli
 from lepton_ops.cli.options import (
     InventoryOpt,
@@ -56,8 +55,7 @@ def _root(
 app.add_typer(lab_cli.app, name="lab")
 app.add_typer(job_cli.app, name="job")
 app.add_typer(telemetry_cli.app, name="telemetry")
-provision_cli.register(app)
-deploy_cli.register(app)
+fleet_cli.register(app)
 demo_cli.register(app)
 
 
