@@ -166,7 +166,9 @@ def test_a_hung_worker_is_lost_by_its_health_checks_long_before_its_read_timeout
 ) -> None:
     hang = threading.Event()
     hang.set()
-    workers = [make_worker(delay_s=0.01), make_worker(delay_s=0.01), make_worker(hang=hang)]
+    # 40 shards of 0.1 s on two fast workers take about 2 s: long enough that the job is
+    # still running when node3 is declared lost (about 1 s), even on a loaded machine.
+    workers = [make_worker(delay_s=0.1), make_worker(delay_s=0.1), make_worker(hang=hang)]
     db = tmp_path / "jobs.db"
     # The first shard's read timeout is 30 s; the health thread probes every 0.2 s.
     app = aggregator(
@@ -180,7 +182,7 @@ def test_a_hung_worker_is_lost_by_its_health_checks_long_before_its_read_timeout
     apps.append(app)
     try:
         job_id = submit(app, {**MEAN_JOB, "shard_size": 5})
-        status = wait_done(app, job_id, timeout=10.0)
+        status = wait_done(app, job_id, timeout=20.0)
         assert status["status"] == "succeeded", status
         assert status["lost_nodes"] == ["node3"]
         assert status["per_node"]["node3"]["shards"] == 0
