@@ -7,6 +7,7 @@ import sys
 import typer
 
 from lepton_ops import __version__
+from lepton_ops.cli import chaos as chaos_cli
 from lepton_ops.cli import demo as demo_cli
 from lepton_ops.cli import fleet as fleet_cli
 from lepton_ops.cli import job as job_cli
@@ -55,6 +56,7 @@ def _root(
 app.add_typer(lab_cli.app, name="lab")
 app.add_typer(job_cli.app, name="job")
 app.add_typer(telemetry_cli.app, name="telemetry")
+app.add_typer(chaos_cli.app, name="chaos")
 fleet_cli.register(app)
 demo_cli.register(app)
 

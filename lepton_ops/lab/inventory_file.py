@@ -5,6 +5,7 @@ Shape::
     all:
       vars:    connection settings shared by every node (ssh or local), the node python
       hosts:   nodeN: ansible_host, lepton_weight, lepton_prefix/config_dir/data_dir
+               (and in vars: the nodes' budgets, lepton_memory_max_mb, lepton_data_quota_mb)
       children:
         aggregator: {hosts: {node5: {}}}
         workers:    {hosts: {node1: {}, ..., node5: {}}}
@@ -31,6 +32,8 @@ from lepton_ops.lab.status import LabMode
 from lepton_ops.lab.topology import (
     AGGREGATOR_GROUP,
     LAB_NODES,
+    NODE_DATA_QUOTA_MB,
+    NODE_MEMORY_MAX_MB,
     WORKERS_GROUP,
     LabNode,
 )
@@ -94,7 +97,10 @@ def inventory_data(
     shared: dict[str, Any] = {
         "ansible_python_interpreter": node_python(),
         "lepton_lab_mode": mode.value,
+        "lepton_memory_max_mb": NODE_MEMORY_MAX_MB,
     }
+    if mode is LabMode.SSH:
+        shared["lepton_data_quota_mb"] = NODE_DATA_QUOTA_MB
     if mode is LabMode.SSH:
         if ssh is None:
             raise ValueError("an ssh-mode inventory needs SshSettings")

@@ -79,6 +79,20 @@ class Lab:
         """Where node ``name``'s /opt/lepton, /etc/lepton, /var/lib/lepton live on the host."""
         return self.layout.node(node_named(name))
 
+    def node_data_dir(self, name: str) -> Path:
+        """Node ``name``'s /var/lib/lepton as the node sees it now.
+
+        In ssh mode the data dir is a tmpfs inside the node's mount namespace, reached
+        through its sshd's ``/proc/PID/root``; the kept copy (:meth:`node_paths`) is only
+        written back by ``lab down``. In local mode, or with no lab up, the kept copy.
+        """
+        paths = self.node_paths(name)
+        record = read_record(self.layout.record)
+        node = record.node(name) if record is not None else None
+        if record is None or record.mode is not LabMode.SSH or node is None:
+            return paths.data_dir
+        return ssh_mode.live_data_dir(node) or paths.data_dir
+
     def is_up(self) -> bool:
         return current_inventory(self.state_dir) is not None
 
@@ -237,6 +251,14 @@ class Lab:
     def _teardown(self, record: LabRecord, *, firewall_chain: bool = True) -> None:
         if record.mode is LabMode.LOCAL:
             local_mode.stop_services(self.layout)
+        unsaved: list[str] = []
+        if record.mode is LabMode.SSH:
+            for node_record in record.nodes:
+                problem = ssh_mode.save_data(
+                    node_record, self.layout.node(node_record.name), record.boot_id
+                )
+                if problem is not None and ssh_mode.node_running(node_record, record.boot_id):
+                    unsaved.append(f"{node_record.name}: {problem}")
         stuck: list[int] = []
         for node_record in record.nodes:
             stuck.extend(ssh_mode.stop_node(node_record, record.boot_id))
@@ -256,6 +278,11 @@ class Lab:
         if firewall_problem is not None:
             raise OperationFailed(
                 f"the lab is down but its firewall chain is left: {firewall_problem}"
+            )
+        if unsaved:
+            raise OperationFailed(
+                "the lab is down but the data of some nodes was not copied back (their "
+                f"kept copies are as before): {'; '.join(unsaved)}"
             )
 
     def _purge(self) -> None:

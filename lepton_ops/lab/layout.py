@@ -55,12 +55,12 @@ class NodePaths:
         return (self.prefix, self.config_dir, self.data_dir)
 
     def bind_pairs(self) -> list[tuple[Path, Path]]:
-        """(host directory, node-side mount point) for the node's three lepton dirs."""
-        return [
-            (self.prefix, NODE_PREFIX),
-            (self.config_dir, NODE_CONFIG_DIR),
-            (self.data_dir, NODE_DATA_DIR),
-        ]
+        """(host directory, node-side mount point) of the lepton dirs bound as they are.
+
+        The data dir is not among them: in ssh mode it is a size-limited tmpfs seeded
+        from :attr:`data_dir` (see :mod:`lepton_ops.lab.ssh_mode`).
+        """
+        return [(self.prefix, NODE_PREFIX), (self.config_dir, NODE_CONFIG_DIR)]
 
     def overlay_dirs(self, lower: Path) -> tuple[Path, Path]:
         """(upperdir, workdir) of the node's private overlay over host directory ``lower``."""

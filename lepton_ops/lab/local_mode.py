@@ -9,6 +9,13 @@ own processes; ``lab down`` stops them.
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
 from lepton_ops.errors import OperationFailed
 from lepton_ops.lab.layout import LabLayout
 from lepton_ops.lab.topology import LAB_NODES, LabNode
@@ -36,6 +43,7 @@ def stop_services(layout: LabLayout) -> None:
 
     failures = []
     for node in LAB_NODES:
+        stop_chaos_runners(layout.node(node).prefix / "chaos")
         data_dir = layout.node(node).data_dir
         for state in sorted(data_dir.glob("*.supervisor.json")):
             name = state.name.removesuffix(".supervisor.json")
@@ -45,3 +53,35 @@ def stop_services(layout: LabLayout) -> None:
                 failures.append(f"{node.name}: {exc}")
     if failures:
         raise OperationFailed("could not stop lab services: " + "; ".join(failures))
+
+
+def stop_chaos_runners(chaos_dir: Path, wait_s: float = 15.0) -> list[int]:
+    """SIGTERM the chaos fault runners still running on a local-mode node; their pids.
+
+    A runner undoes its fault on SIGTERM (a stopped service continued, busy loops and
+    leaks killed) and ends its record. It is identified by its pid *and* the pid's start
+    time in its record, so a reused pid is never signalled.
+    """
+    pids = []
+    for path in sorted(chaos_dir.glob("*.json")):
+        with contextlib.suppress(OSError, ValueError):
+            record = json.loads(path.read_text(encoding="utf-8"))
+            pid, started = record.get("pid"), record.get("pid_start")
+            running = record.get("ended_at") is None and isinstance(pid, int) and pid > 0
+            if running and started is not None and _start_time(pid) == started:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGTERM)
+                    pids.append(pid)
+    deadline = time.monotonic() + wait_s
+    while any(_start_time(pid) is not None for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return pids
+
+
+def _start_time(pid: int) -> int | None:
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text(encoding="utf-8")
+    except OSError:
+        return None
+    fields = text[text.rfind(")") + 1 :].split()
+    return int(fields[19]) if len(fields) > 19 else None

@@ -4,7 +4,9 @@ How a node is started (all as root)::
 
     unshare -m --propagation private -- /bin/sh -c '
       mount -t overlay ... -o lowerdir=/opt,upperdir=U,workdir=W /opt       # and /etc, /var/lib
-      mkdir -p /opt/lepton && mount --bind <node>/opt/lepton /opt/lepton  # and the other two
+      mkdir -p /opt/lepton && mount --bind <node>/opt/lepton /opt/lepton  # and /etc/lepton
+      mount -t tmpfs -o size=128m lepton-data /var/lib/lepton   # the data dir: a quota
+      cp -a <node>/var/lib/lepton/. /var/lib/lepton/            # seeded from its kept copy
       exec /usr/sbin/sshd -f <node>/sshd/sshd_config -E <node>/sshd/sshd.log'
 
 The new mount namespace is private, so nothing mounted in it is seen by the host.
@@ -12,10 +14,15 @@ The new mount namespace is private, so nothing mounted in it is seen by the host
 lower layer is the host directory itself (the node sees everything the host has) and
 whose upper layer is a per-node directory in the state dir: the lepton mount points,
 and anything else the node writes there, land in the node's upper layer and never on
-the host. The node's /opt/lepton, /etc/lepton and /var/lib/lepton are then bind mounts
-of the node's own directories. sshd daemonizes inside the namespace; every SSH session
-and service it starts inherits the namespace, and ``lab down`` finds them all through
-/proc/PID/ns/mnt.
+the host. The node's /opt/lepton and /etc/lepton are then bind mounts of the node's own
+directories. Its /var/lib/lepton, the data directory, is a tmpfs of
+:data:`~lepton_ops.lab.topology.NODE_DATA_QUOTA_MB` - a real quota: writing past it gives
+ENOSPC, as a full disk would - seeded from the node's kept copy at start and copied back
+to it by ``lab down`` (:func:`save_data`). While the node runs, the controller sees the
+live directory through ``/proc/<sshd pid>/root`` (:func:`live_data_dir`).
+
+sshd daemonizes inside the namespace; every SSH session and service it starts inherits
+the namespace, and ``lab down`` finds them all through /proc/PID/ns/mnt.
 """
 
 from __future__ import annotations
@@ -29,7 +36,7 @@ import time
 from pathlib import Path
 
 from lepton_ops.errors import BadInput, OperationFailed
-from lepton_ops.lab.layout import OVERLAID_DIRS, LabLayout, NodePaths
+from lepton_ops.lab.layout import NODE_DATA_DIR, OVERLAID_DIRS, LabLayout, NodePaths
 from lepton_ops.lab.probe import port_is_free, ssh_banner_reachable
 from lepton_ops.lab.processes import (
     boot_id,
@@ -40,7 +47,7 @@ from lepton_ops.lab.processes import (
     stop_processes,
 )
 from lepton_ops.lab.record import NodeRecord
-from lepton_ops.lab.topology import LAB_NODES, LabNode
+from lepton_ops.lab.topology import LAB_NODES, NODE_DATA_QUOTA_MB, LabNode
 
 SSHD = Path("/usr/sbin/sshd")
 PRIVSEP_DIR = Path("/run/sshd")
@@ -177,6 +184,10 @@ def namespace_script(paths: NodePaths, config: Path, log: Path) -> str:
     for source, target in paths.bind_pairs():
         lines.append(f"mkdir -p {shlex.quote(str(target))}")
         lines.append(f"mount --bind {shlex.quote(str(source))} {shlex.quote(str(target))}")
+    data = shlex.quote(str(NODE_DATA_DIR))
+    lines.append(f"mkdir -p {data}")
+    lines.append(f"mount -t tmpfs -o size={NODE_DATA_QUOTA_MB}m,mode=0755 lepton-data {data}")
+    lines.append(f"cp -a {shlex.quote(str(paths.data_dir))}/. {data}/")
     lines.append(f"exec {SSHD} -f {shlex.quote(str(config))} -E {shlex.quote(str(log))}")
     return "\n".join(lines) + "\n"
 
@@ -276,6 +287,51 @@ def _last_line(path: Path) -> str:
         return ""
     lines = [line for line in lines if line]
     return lines[-1] if lines else ""
+
+
+#: Left behind when the data dir is copied back: what chaos writes to fill it.
+_NOT_SAVED = ("chaos-fill*",)
+
+
+def live_data_dir(record: NodeRecord) -> Path | None:
+    """The node's /var/lib/lepton as the node sees it now, through its sshd's root."""
+    if record.sshd_pid is None:
+        return None
+    path = Path(f"/proc/{record.sshd_pid}/root") / NODE_DATA_DIR.relative_to("/")
+    return path if path.is_dir() else None
+
+
+def save_data(record: NodeRecord, paths: NodePaths, recorded_boot: str) -> str | None:
+    """Copy the node's live data dir back to its kept copy (before ``lab down`` stops it).
+
+    The copy goes to a new directory that then replaces the old one, so a failed copy
+    leaves the last kept copy as it was. Returns why nothing was saved, or None.
+    """
+    if not node_running(record, recorded_boot):
+        return "the node is not running"
+    live = live_data_dir(record)
+    if live is None:
+        return "its data directory is not mounted"
+    saving = paths.data_dir.with_name(paths.data_dir.name + ".saving")
+    shutil.rmtree(saving, ignore_errors=True)
+    try:
+        shutil.copytree(
+            live,
+            saving,
+            symlinks=True,
+            ignore=shutil.ignore_patterns(*_NOT_SAVED),
+            ignore_dangling_symlinks=True,
+        )
+    except (OSError, shutil.Error) as exc:
+        shutil.rmtree(saving, ignore_errors=True)
+        return f"copying {live} failed: {str(exc)[:200]}"
+    previous = paths.data_dir.with_name(paths.data_dir.name + ".previous")
+    shutil.rmtree(previous, ignore_errors=True)
+    if paths.data_dir.exists():
+        paths.data_dir.rename(previous)
+    saving.rename(paths.data_dir)
+    shutil.rmtree(previous, ignore_errors=True)
+    return None
 
 
 def node_running(record: NodeRecord, recorded_boot: str) -> bool:

@@ -11,6 +11,12 @@ LAB_NETWORK = IPv4Network("127.0.1.0/24")
 AGGREGATOR_GROUP = "aggregator"
 WORKERS_GROUP = "workers"
 DEFAULT_SSH_PORT = 22
+#: Each node's budgets, so that faults end in real failures (see lepton_ops.chaos): the
+#: memory budget of each lepton service (inventory ``lepton_memory_max_mb``), and in ssh
+#: mode the size of the node's data directory, a tmpfs in its own mount namespace
+#: (``lepton_data_quota_mb``).
+NODE_MEMORY_MAX_MB = 640
+NODE_DATA_QUOTA_MB = 128
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,15 @@ period) and starts it again. Files in the run directory:
 * ``<name>.pid``: the supervisor's pid;
 * ``<name>.supervisor.json``: supervisor and child pids, restart count, last exit;
 * ``<name>.supervisor.log``: one line per start, exit and restart;
-* ``<name>.log``: the command's stdout and stderr.
+* ``<name>.log``: the command's stdout and stderr;
+* ``<name>.members``: pids attached to the service's memory budget (see below).
+
+``--memory-max-bytes N`` gives the service a memory budget, the way systemd's
+``MemoryMax=`` would on a real host but without touching cgroups (the lab must not): the
+resident memory of the command's process tree plus the attached processes is checked
+every quarter second, and past N they are all killed (SIGKILL, as the OOM killer does in a
+cgroup) and the command restarts. See :mod:`lepton_ops.services.memory_budget`. Stopping
+the service also kills the attached processes, as stopping a systemd unit kills its cgroup.
 """
 
 from __future__ import annotations
@@ -35,11 +43,14 @@ from pathlib import Path
 from types import FrameType
 from typing import IO, Any
 
+from lepton_ops.services import memory_budget
+
 FIRST_BACKOFF_S = 0.5
 MAX_BACKOFF_S = 30.0
 STABLE_AFTER_S = 10.0
 STOP_GRACE_S = 20.0
 START_WAIT_S = 10.0
+MEMORY_CHECK_S = 0.25
 
 
 @dataclass(frozen=True)
@@ -69,6 +80,10 @@ class Files:
     @property
     def output(self) -> Path:
         return self.path(".log")
+
+    @property
+    def members(self) -> Path:
+        return memory_budget.members_file(self.run_dir, self.name)
 
 
 def _try_lock(files: Files) -> int | None:
@@ -105,13 +120,19 @@ def _log(handle: IO[str], message: str) -> None:
 
 
 class _Supervisor:
-    def __init__(self, files: Files, command: list[str]) -> None:
+    def __init__(
+        self, files: Files, command: list[str], memory_max_bytes: int | None = None
+    ) -> None:
         self.files = files
         self.command = command
+        self.memory_max_bytes = memory_max_bytes
         self.stopping = False
         self.child: subprocess.Popen[bytes] | None = None
         self.restarts = 0
+        self.oom_kills = 0
         self.last_exit: dict[str, Any] | None = None
+        #: set when the budget check killed the service: why, for last_exit
+        self.killed_for: dict[str, Any] | None = None
 
     def on_term(self, signum: int, frame: FrameType | None) -> None:
         self.stopping = True
@@ -128,6 +149,8 @@ class _Supervisor:
                 "restarts": self.restarts,
                 "last_exit": self.last_exit,
                 "command": self.command,
+                "memory_max_bytes": self.memory_max_bytes,
+                "oom_kills": self.oom_kills,
             },
         )
 
@@ -142,6 +165,7 @@ class _Supervisor:
             _log(log, f"supervisor {os.getpid()} starting: {' '.join(self.command)}")
             while not self.stopping:
                 began = time.monotonic()
+                self.killed_for = None
                 try:
                     self.child = subprocess.Popen(
                         self.command, stdin=subprocess.DEVNULL, stdout=output, stderr=output
@@ -153,13 +177,15 @@ class _Supervisor:
                 else:
                     _log(log, f"started pid {self.child.pid} (restarts so far: {self.restarts})")
                     self.save()
-                    code = self._wait_child()
+                    code = self._wait_child(log)
                 if self.stopping:
                     break
                 uptime = time.monotonic() - began
                 if uptime >= STABLE_AFTER_S:
                     backoff = FIRST_BACKOFF_S
                 self.last_exit = {"code": code, "uptime_s": round(uptime, 3), "at": time.time()}
+                if self.killed_for is not None:
+                    self.last_exit.update(self.killed_for)
                 self.restarts += 1
                 _log(
                     log,
@@ -170,17 +196,51 @@ class _Supervisor:
                 self._sleep(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF_S)
             self._stop_child(log)
+            self._kill_members()
             _log(log, f"supervisor {os.getpid()} stopped")
             self.child = None
             self.save()
 
-    def _wait_child(self) -> int:
+    def _wait_child(self, log: IO[str]) -> int:
         assert self.child is not None
         while True:
             try:
-                return self.child.wait()
+                if self.memory_max_bytes is None:
+                    return self.child.wait()
+                return self.child.wait(timeout=MEMORY_CHECK_S)
+            except subprocess.TimeoutExpired:
+                self._check_memory(log)
             except InterruptedError:  # pragma: no cover - PEP 475 retries for us
                 continue
+
+    def _check_memory(self, log: IO[str]) -> None:
+        """Kill the service and its attached processes once they pass the budget."""
+        assert self.child is not None and self.memory_max_bytes is not None
+        pids = memory_budget.accounted_pids(
+            self.child.pid, memory_budget.read_members(self.files.members)
+        )
+        used = memory_budget.usage_bytes(pids)
+        if used <= self.memory_max_bytes or self.stopping:
+            return
+        memory_budget.kill_all(pids)
+        self.oom_kills += 1
+        self.killed_for = {
+            "reason": "memory limit",
+            "rss_bytes": used,
+            "memory_max_bytes": self.memory_max_bytes,
+        }
+        _log(
+            log,
+            f"memory limit hit: {used} bytes resident > {self.memory_max_bytes}; "
+            f"killed pids {' '.join(map(str, pids))}",
+        )
+
+    def _kill_members(self) -> None:
+        """Attached processes go with the service (a stopped unit's cgroup is emptied)."""
+        members = memory_budget.read_members(self.files.members)
+        memory_budget.kill_all(memory_budget.accounted_pids(None, members))
+        with contextlib.suppress(OSError):
+            self.files.members.unlink()
 
     def _sleep(self, seconds: float) -> None:
         deadline = time.monotonic() + seconds
@@ -200,7 +260,7 @@ class _Supervisor:
             child.wait()
 
 
-def start(files: Files, command: list[str]) -> str:
+def start(files: Files, command: list[str], memory_max_bytes: int | None = None) -> str:
     """Detach a supervisor for ``command``; 'started', or 'running' if one already runs."""
     if not command:
         raise SystemExit("supervise start: give the command after --")
@@ -217,7 +277,7 @@ def start(files: Files, command: list[str]) -> str:
         _become_daemon(lock_fd)
         try:
             files.pid.write_text(f"{os.getpid()}\n", encoding="utf-8")
-            _Supervisor(files, command).run()
+            _Supervisor(files, command, memory_max_bytes).run()
         finally:
             files.pid.unlink(missing_ok=True)
             os._exit(0)
@@ -270,11 +330,24 @@ def status(files: Files) -> dict[str, Any]:
     return data
 
 
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0, got {value}")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m lepton_ops.services.supervise")
     parser.add_argument("action", choices=("start", "stop", "restart", "status"))
     parser.add_argument("--name", required=True, help="service name: names the files")
     parser.add_argument("--run-dir", required=True, type=Path, help="pid, state and log files")
+    parser.add_argument(
+        "--memory-max-bytes",
+        type=_positive_int,
+        default=None,
+        help="kill and restart the service once it and its attached processes use more",
+    )
     words = list(sys.argv[1:] if argv is None else argv)
     command: list[str] = []
     if "--" in words:  # start and restart: the command follows --
@@ -283,12 +356,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(words)
     files = Files(args.run_dir, args.name)
     if args.action == "start":
-        print(start(files, command))
+        print(start(files, command, args.memory_max_bytes))
     elif args.action == "stop":
         print(stop(files))
     elif args.action == "restart":
         stop(files)
-        start(files, command)
+        start(files, command, args.memory_max_bytes)
         print("restarted")
     else:
         print(json.dumps(status(files), sort_keys=True))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 
 class CollectionSource(StrEnum):
@@ -70,3 +71,58 @@ class PruneCounts:
     nodes: int
     incidents: int
     collections: int
+
+
+class FaultOutcome(StrEnum):
+    """How an injected fault ended."""
+
+    #: the node failed (``failed_at`` is set) and the fault was then undone
+    FAILED = "failed"
+    #: the fault ran its duration and the node never failed
+    SURVIVED = "survived"
+    #: ``chaos stop`` (or ``lab down``) undid it before it ended by itself
+    STOPPED = "stopped"
+    #: remediation undid it before the node failed
+    REMEDIATED = "remediated"
+    #: injecting or undoing it went wrong (see ``detail``)
+    ERROR = "error"
+
+
+@dataclass(frozen=True)
+class FaultRecord:
+    """One injected fault: the predictor's label for its node and time."""
+
+    id: int
+    node: str
+    #: a :class:`~lepton_ops.chaos.faults.FaultKind` value
+    fault: str
+    params: dict[str, Any]
+    campaign: str | None
+    started_at: float
+    #: when the node actually failed (health check failing, disk full, memory limit hit)
+    failed_at: float | None
+    #: what failed, in words ("memory limit hit: ...")
+    failure: str | None
+    ended_at: float | None
+    #: a :class:`FaultOutcome` value; None while the fault runs
+    outcome: str | None
+    detail: str
+
+    @property
+    def active(self) -> bool:
+        return self.ended_at is None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "node": self.node,
+            "fault": self.fault,
+            "params": self.params,
+            "campaign": self.campaign,
+            "started_at": self.started_at,
+            "failed_at": self.failed_at,
+            "failure": self.failure,
+            "ended_at": self.ended_at,
+            "outcome": self.outcome,
+            "detail": self.detail,
+        }

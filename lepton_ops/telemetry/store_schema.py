@@ -20,6 +20,10 @@
   nodes answered or failed, how many samples and incidents it stored.
 - ``incidents``: a node unreachable, a failed health check, malformed facts - with the
   collection that saw it (NULL once that collection is pruned).
+- ``faults`` (version 2): faults injected on purpose (``lepton-ops chaos``) - the node,
+  the fault and its parameters, the campaign it belongs to, when it started, the moment
+  the node actually failed (``failed_at``, NULL if it never did) and how (``failure``),
+  when it ended and how (``outcome``). These are the predictor's labels.
 - ``points`` (a view): samples with their node name, metric and labels, for reading the
   file with the ``sqlite3`` shell.
 
@@ -85,7 +89,25 @@ CREATE INDEX incidents_ts ON incidents (ts);
 CREATE INDEX incidents_collection ON incidents (collection_id)
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1,)
+_V2 = """
+CREATE TABLE faults (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    node       TEXT NOT NULL,
+    fault      TEXT NOT NULL,
+    params     TEXT NOT NULL,
+    campaign   TEXT,
+    started_at REAL NOT NULL,
+    failed_at  REAL,
+    failure    TEXT,
+    ended_at   REAL,
+    outcome    TEXT,
+    detail     TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX faults_node_started ON faults (node, started_at);
+CREATE INDEX faults_started ON faults (started_at)
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

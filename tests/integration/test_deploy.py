@@ -28,7 +28,7 @@ def worker_url(name: str, path: str) -> str:
 
 
 def supervisor_state(lab: RunningLab, name: str, service: str) -> dict[str, Any]:
-    state = lab.lab.node_paths(name).data_dir / f"{service}.supervisor.json"
+    state = lab.lab.node_data_dir(name) / f"{service}.supervisor.json"
     data: dict[str, Any] = json.loads(state.read_text(encoding="utf-8"))
     return data
 
@@ -86,7 +86,7 @@ def test_killed_worker_comes_back(deployed: Deployed) -> None:
                 break
     assert healthy, "node2's worker did not come back within 15 s"
     assert after["restarts"] == before["restarts"] + 1
-    log = deployed.lab.lab.node_paths("node2").data_dir / "lepton-worker.supervisor.log"
+    log = deployed.lab.lab.node_data_dir("node2") / "lepton-worker.supervisor.log"
     assert "restart #" in log.read_text(encoding="utf-8")
 
 
@@ -102,6 +102,6 @@ def test_token_is_never_written_out(deployed: Deployed) -> None:
     ]
     assert leaks == []
     for name in NODES:
-        data_dir = deployed.lab.lab.node_paths(name).data_dir
+        data_dir = deployed.lab.lab.node_data_dir(name)
         for log in data_dir.glob("*.log"):
             assert token not in log.read_text(encoding="utf-8", errors="replace"), log

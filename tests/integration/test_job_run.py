@@ -56,7 +56,7 @@ def job(lab: RunningLab, *args: str) -> Any:
 def kill_worker(lab: RunningLab, name: str) -> None:
     """``kill -9`` of the node's supervisor (so nothing restarts it), its gunicorn master and
     the master's workers (which would otherwise serve on until they notice the master died)."""
-    data_dir = lab.lab.node_paths(name).data_dir
+    data_dir = lab.lab.node_data_dir(name)
     supervisor = int((data_dir / "lepton-worker.pid").read_text(encoding="utf-8").strip())
     state = json.loads((data_dir / "lepton-worker.supervisor.json").read_text(encoding="utf-8"))
     master = int(state["child_pid"])
@@ -66,7 +66,7 @@ def kill_worker(lab: RunningLab, name: str) -> None:
 
 
 def stored_shards(lab: RunningLab, job_id: str) -> list[str]:
-    db = lab.lab.node_paths(AGGREGATOR_NODE).data_dir / "aggregator.sqlite"
+    db = lab.lab.node_data_dir(AGGREGATOR_NODE) / "aggregator.sqlite"
     with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
         rows = conn.execute(
             "SELECT shard_id FROM shard_results WHERE job_id = ?", (job_id,)
@@ -112,7 +112,7 @@ def test_mean_job_survives_two_killed_workers(deployed: Deployed, expected: dict
 
 def stop_worker(lab: RunningLab, name: str, sig: signal.Signals) -> None:
     """Send ``sig`` to the node's worker: its gunicorn master and the master's workers."""
-    data_dir = lab.lab.node_paths(name).data_dir
+    data_dir = lab.lab.node_data_dir(name)
     state = json.loads((data_dir / "lepton-worker.supervisor.json").read_text(encoding="utf-8"))
     master = int(state["child_pid"])
     children = Path(f"/proc/{master}/task/{master}/children").read_text(encoding="ascii")

@@ -173,7 +173,7 @@ def test_each_node_has_its_own_lepton_dirs(ssh_lab: RunningLab) -> None:
     node3 = ssh_lab.lab.node_paths("node3")
     assert (node3.prefix / "marker").read_text() == "from-node3\n"
     assert (node3.config_dir / "marker").read_text() == "c\n"
-    assert (node3.data_dir / "marker").read_text() == "d\n"
+    assert (ssh_lab.lab.node_data_dir("node3") / "marker").read_text() == "d\n"
     for other in ("node1", "node2", "node4", "node5"):
         assert not (ssh_lab.lab.node_paths(other).prefix / "marker").exists()
     # The host has no lepton dirs at all: the mount points exist only in the namespaces.
@@ -264,8 +264,9 @@ def test_down_stops_everything_and_up_comes_back(ssh_lab: RunningLab) -> None:
     assert len(namespaces) == 5
     node2_ns = next(node.mount_ns for node in record.nodes if node.name == "node2")
     assert node2_ns is not None and len(pids_in_namespace(node2_ns)) >= 2
+    # Written in node5's live data dir (its tmpfs), kept by 'lab down' in the kept copy.
+    (lab.node_data_dir("node5") / "kept").write_text("kept")
     marker = lab.node_paths("node5").data_dir / "kept"
-    marker.write_text("kept")
 
     down = cli("lab", "down", state_dir=ssh_lab.state_dir, check=True)
     assert "down" in down.stdout

@@ -54,12 +54,12 @@ def record_minutes(store: TelemetryStore, minutes: int, nodes: int = 3) -> None:
 def test_a_new_store_is_wal_at_the_current_schema_version(tmp_path: Path) -> None:
     path = store_path(tmp_path)
     with TelemetryStore(path) as store:
-        assert store.schema_version == store_schema.SCHEMA_VERSION == 1
+        assert store.schema_version == store_schema.SCHEMA_VERSION == 2
     assert path == tmp_path / "telemetry" / "telemetry.sqlite3" and path.is_file()
     db = sqlite3.connect(path)
     assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
     tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    assert {"nodes", "series", "samples", "collections", "incidents"} <= tables
+    assert {"nodes", "series", "samples", "collections", "incidents", "faults"} <= tables
 
 
 def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
@@ -67,7 +67,7 @@ def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
     TelemetryStore(path).close()
     with sqlite3.connect(path) as db:
         db.execute("PRAGMA user_version = 9")
-    with pytest.raises(OperationFailed, match=r"schema version 9; this lepton-ops knows up to 1"):
+    with pytest.raises(OperationFailed, match=r"schema version 9; this lepton-ops knows up to 2"):
         TelemetryStore(path)
 
 
@@ -80,7 +80,7 @@ def test_an_older_schema_is_migrated_on_open_keeping_its_data(
     step = "ALTER TABLE collections ADD COLUMN note TEXT; CREATE INDEX by_labels ON series (labels)"
     monkeypatch.setattr(store_schema, "MIGRATIONS", (*store_schema.MIGRATIONS, step))
     with TelemetryStore(path) as store:
-        assert store.schema_version == 2
+        assert store.schema_version == 3
         assert len(store.collections()) == 2
         assert len(store.series(node="node001")) == PER_NODE
         store.record_collection(fleet(3, T0 + 600), "pull")
@@ -96,14 +96,51 @@ def test_a_failed_migration_changes_nothing(
         record_minutes(store, 1)
     step = "ALTER TABLE collections ADD COLUMN note TEXT; CREATE TABLE series (x)"
     monkeypatch.setattr(store_schema, "MIGRATIONS", (*store_schema.MIGRATIONS, step))
-    with pytest.raises(OperationFailed, match="migrating schema version 1 to 2 failed"):
+    with pytest.raises(OperationFailed, match="migrating schema version 2 to 3 failed"):
         TelemetryStore(path)
     monkeypatch.undo()
     with TelemetryStore(path) as store:
-        assert store.schema_version == 1
+        assert store.schema_version == 2
         assert len(store.collections()) == 1
     db = sqlite3.connect(path)
     assert "note" not in {row[1] for row in db.execute("PRAGMA table_info(collections)")}
+
+
+def test_a_version_1_store_gains_the_faults_table_keeping_its_samples(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = store_path(tmp_path)
+    monkeypatch.setattr(store_schema, "MIGRATIONS", store_schema.MIGRATIONS[:1])
+    with TelemetryStore(path) as store:
+        record_minutes(store, 2)
+        assert store.schema_version == 1
+    monkeypatch.undo()
+    with TelemetryStore(path) as store:
+        assert store.schema_version == 2
+        assert len(store.collections()) == 2
+        assert store.faults() == []
+
+
+def test_a_fault_is_recorded_from_start_through_failure_to_end(tmp_path: Path) -> None:
+    with TelemetryStore(store_path(tmp_path)) as store:
+        first = store.start_fault("node2", "memleak", {"rate_bytes_s": 4096}, started_at=T0)
+        other = store.start_fault("node3", "kill", {}, started_at=T0 + 5, campaign="c1")
+        assert store.mark_fault_failed(first, T0 + 70, "memory limit hit")
+        # Only the first failure counts; a fault ends once.
+        assert not store.mark_fault_failed(first, T0 + 80, "again")
+        assert store.end_fault(first, "failed", ended_at=T0 + 75)
+        assert not store.end_fault(first, "stopped", ended_at=T0 + 90)
+        (recorded,) = store.faults(node="node2")
+        assert (recorded.failed_at, recorded.failure) == (T0 + 70, "memory limit hit")
+        assert (recorded.ended_at, recorded.outcome) == (T0 + 75, "failed")
+        assert recorded.params == {"rate_bytes_s": 4096} and not recorded.active
+        assert [f.id for f in store.faults(active=True)] == [other]
+        assert [f.id for f in store.faults(campaign="c1")] == [other]
+        with pytest.raises(ValueError):
+            store.end_fault(other, "exploded")
+        # Pruning keeps a running fault, and removes an ended one once it is old.
+        store.prune(10, now=T0 + 200)
+        assert [f.id for f in store.faults()] == [other]
 
 
 def test_a_file_that_is_not_a_database(tmp_path: Path) -> None:

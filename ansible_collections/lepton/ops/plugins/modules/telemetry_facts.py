@@ -131,7 +131,10 @@ options:
           - The JSON state file of the lepton supervisor, which runs the services where there is
             no systemd (as in the lab), for example
             V(/var/lib/lepton/lepton-worker.supervisor.json).
-          - Its C(child_pid) is the service's process, its C(restarts) the restart count.
+          - Its C(child_pid) is the service's process, its C(restarts) the restart count, its
+            C(memory_max_bytes) the service's memory budget. Processes attached to the service
+            (pids in C(<name>.members) next to the state file) count towards its memory, as
+            processes in a systemd unit's cgroup do.
         type: path
       pid_file:
         description:
@@ -162,7 +165,8 @@ notes:
     the application). Pages shared between them count once per process, as when adding up the
     RSS column of C(ps), so the sum can exceed what the service really uses.
   - The memory limit is the smallest limit of the service process's memory cgroup and its
-    ancestors (cgroup v2 C(memory.max), or cgroup v1 C(memory.limit_in_bytes)).
+    ancestors (cgroup v2 C(memory.max), or cgroup v1 C(memory.limit_in_bytes)) and of the
+    budget in the supervisor's state file (C(memory_max_bytes)).
   - Open file descriptors and their maximum are the whole system's (C(/proc/sys/fs/file-nr),
     C(/proc/sys/fs/file-max)), not per process.
 seealso:
@@ -468,12 +472,14 @@ ansible_facts:
               type: bool
               sample: true
             rss_bytes:
-              description: Resident memory of the process and its descendants.
+              description: Resident memory of the process and its descendants, and of the
+                processes attached to it in the supervisor's C(<name>.members) file.
               returned: always
               type: int
               sample: 187375616
             memory_limit_bytes:
-              description: The cgroup memory limit of the process; V(null) when none is set.
+              description: The cgroup memory limit of the process, or the supervisor's memory
+                budget if smaller; V(null) when none is set.
               returned: always
               type: int
               sample: 1073741824
@@ -708,19 +714,54 @@ def read_state_file(path):
     """``(child_pid, restarts)`` from the lepton supervisor's JSON state file.
 
     The supervisor writes ``{"name", "supervisor_pid", "child_pid", "restarts", "last_exit",
-    "command"}``; ``child_pid`` is null while the service is stopped. Raises OSError or
-    ValueError (a file that is not such a JSON object).
+    "command", "memory_max_bytes", "oom_kills"}``; ``child_pid`` is null while the service is
+    stopped. Raises OSError or ValueError (a file that is not such a JSON object).
     """
+    data = read_state(path)
+    return data.get('child_pid'), data.get('restarts')
+
+
+def read_state(path):
+    """The supervisor's state file as a dict whose counts are checked (see read_state_file)."""
     with open(path, encoding='utf-8') as handle:
         data = json.load(handle)
     if not isinstance(data, dict):
         raise ValueError('not a JSON object')
-    child_pid, restarts = data.get('child_pid'), data.get('restarts')
-    for key, value in (('child_pid', child_pid), ('restarts', restarts)):
+    for key in ('child_pid', 'restarts', 'memory_max_bytes'):
+        value = data.get(key)
         is_count = isinstance(value, int) and not isinstance(value, bool) and value >= 0
         if value is not None and not is_count:
             raise ValueError('%s is not a count: %r' % (key, value))
-    return child_pid, restarts
+    return data
+
+
+def members_path(state_file):
+    """The supervisor's ``<name>.members`` file next to ``<name>.supervisor.json``."""
+    directory, base = os.path.split(state_file)
+    suffix = '.supervisor.json'
+    name = base[:-len(suffix)] if base.endswith(suffix) else base
+    return os.path.join(directory, name + '.members')
+
+
+def read_members(path):
+    """The live pids listed in a members file ([] when there is none)."""
+    try:
+        words = proc_stats.read_text(path).split()
+    except OSError:
+        return []
+    pids = sorted(set(int(word) for word in words if word.isdigit() and int(word) > 0))
+    return [pid for pid in pids if proc_stats.pid_alive(pid, PROC)]
+
+
+def supervisor_budget(service):
+    """``(memory_max_bytes, member pids)`` from the service's supervisor files, if any."""
+    if not service.get('state_file'):
+        return None, []
+    try:
+        memory_max = read_state(service['state_file']).get('memory_max_bytes')
+    except (OSError, ValueError):
+        memory_max = None
+    return memory_max, read_members(members_path(service['state_file']))
 
 
 def read_pid_file(path):
@@ -849,14 +890,25 @@ def read_service(module, service, health):
     if pid is None:
         return entry, errors
     entry['pid'], entry['running'] = pid, True
+    memory_max, members = supervisor_budget(service)
     try:
-        entry['rss_bytes'] = proc_stats.read_tree_rss(pid, PROC)
+        rss = proc_stats.read_tree_rss(pid, PROC)
     except (OSError, ValueError) as error:
         errors.add(area, 'cannot read the memory of pid %d: %s' % (pid, describe(error)))
+    else:
+        for member in members:
+            try:
+                rss += proc_stats.read_tree_rss(member, PROC)
+            except (OSError, ValueError):
+                continue  # it exited meanwhile
+        entry['rss_bytes'] = rss
     try:
-        entry['memory_limit_bytes'] = proc_stats.read_memory_limit(pid, PROC, CGROUP_ROOT)
+        limit = proc_stats.read_memory_limit(pid, PROC, CGROUP_ROOT)
     except (OSError, ValueError) as error:
         errors.add(area, 'cannot read the cgroup of pid %d: %s' % (pid, describe(error)))
+        limit = None
+    limits = [value for value in (limit, memory_max) if value]
+    entry['memory_limit_bytes'] = min(limits) if limits else None
     return entry, errors
 
 

@@ -331,6 +331,28 @@ def test_a_running_supervised_service(node, tmp_path, health_url):
     assert facts['errors'] == []
 
 
+def test_a_supervised_service_with_a_budget_counts_its_attached_processes(
+        node, tmp_path, health_url):
+    node.process(4711, 'gunicorn', ppid=4700, rss_kb=20000)
+    node.process(4712, 'gunicorn', ppid=4711, rss_kb=90000)
+    node.process(5000, 'python3', ppid=1, rss_kb=300000)  # attached: a leak
+    node.process(5001, 'python3', ppid=5000, rss_kb=1000)  # its child counts too
+    node.cgroup_file('system.slice/lepton-worker.service/memory.max', 'max\n')
+    state = tmp_path / 'lepton-worker.supervisor.json'
+    data = json.loads(supervisor_state(4711, restarts=0))
+    data['memory_max_bytes'] = 512 * 1024 * 1024
+    state.write_text(json.dumps(data))
+    # A dead pid and a word that is no pid are ignored, as the supervisor ignores them.
+    (tmp_path / 'lepton-worker.members').write_text('5000\n6000\nnope\n')
+    facts = facts_of(run_module(telemetry_module.main, {
+        'sample_interval': 0,
+        'services': [{'name': 'lepton-worker', 'url': health_url, 'state_file': str(state)}]}))
+    service = facts['services'][0]
+    assert service['rss_bytes'] == (20000 + 90000 + 300000 + 1000) * 1024
+    assert service['memory_limit_bytes'] == 512 * 1024 * 1024
+    assert facts['errors'] == []
+
+
 def test_a_service_on_a_node_not_provisioned_yet(node, tmp_path, closed_port):
     url = 'http://%s:%d/healthz' % (LOCALHOST, closed_port)
     facts = facts_of(run_module(telemetry_module.main, {

@@ -1,0 +1,388 @@
+# Copyright: (c) 2026, lepton-ops maintainers
+# Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
+"""Faults run on a node, for the lab's chaos: standard library only.
+
+A fault runs in a detached *runner* process (started by the ``lepton.ops.chaos_fault``
+module, which returns at once) that injects the fault, watches for the moment the node
+actually fails, undoes the fault and writes what happened to its *record*, a JSON file in
+the chaos directory::
+
+    {"id", "fault", "params", "pid", "started_at", "failed_at", "failure",
+     "ended_at", "outcome", "detail"}
+
+``outcome`` is ``failed`` (the node failed), ``survived`` (the duration passed without a
+failure), ``stopped`` (SIGTERM: ``chaos stop``) or ``error``. A failure is what an operator
+would call one: the service's health check failing, its memory budget hit (the supervisor
+killed it), its data directory full (ENOSPC).
+
+Faults, all on one service of the node (its process tree from the supervisor's state file):
+
+* ``kill``: SIGKILL of the service's processes, as a crash; the supervisor restarts it.
+* ``hang``: SIGSTOP of the service's processes for the duration, then SIGCONT.
+* ``memleak``: a child process attached to the service's memory budget (its pid in the
+  supervisor's ``<name>.members``) whose resident memory grows at ``rate`` bytes/s until the
+  supervisor kills it with the service (the budget hit), or the duration ends.
+* ``cpuhog``: ``processes`` busy loops for the duration.
+* ``diskfill``: a file in the data directory growing at ``rate`` bytes/s until the
+  filesystem is full (ENOSPC); it is kept ``hold`` seconds, then removed.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import signal
+import time
+from urllib.error import HTTPError
+from urllib.request import ProxyHandler, build_opener
+
+FAULTS = ('kill', 'hang', 'memleak', 'cpuhog', 'diskfill')
+FILL_PREFIX = 'chaos-fill-'
+CHUNK = 1024 * 1024
+# The leak never grows past this, budget or not: the lab shares one machine.
+MAX_LEAK_BYTES = 4 * 1024 * 1024 * 1024
+PROBE_EVERY_S = 0.5
+
+
+class Stop(Exception):
+    """SIGTERM arrived: undo the fault and end as 'stopped'."""
+
+
+def record_path(chaos_dir, fault_id):
+    return os.path.join(chaos_dir, '%s.json' % fault_id)
+
+
+def write_record(path, record):
+    temporary = path + '.tmp'
+    with open(temporary, 'w', encoding='utf-8') as handle:
+        json.dump(record, handle, sort_keys=True)
+    os.replace(temporary, path)
+
+
+def read_records(chaos_dir):
+    """Every record in ``chaos_dir``, oldest first (unreadable files are skipped)."""
+    records = []
+    try:
+        names = sorted(os.listdir(chaos_dir))
+    except OSError:
+        return records
+    for name in names:
+        if not name.endswith('.json'):
+            continue
+        try:
+            with open(os.path.join(chaos_dir, name), encoding='utf-8') as handle:
+                data = json.load(handle)
+        except (OSError, ValueError):
+            continue
+        if isinstance(data, dict):
+            records.append(data)
+    records.sort(key=lambda record: (record.get('started_at') or 0, str(record.get('id'))))
+    return records
+
+
+def process_start_time(pid):
+    """Field 22 of /proc/PID/stat (clock ticks since boot): tells a reused pid apart."""
+    try:
+        with open('/proc/%d/stat' % pid, encoding='utf-8') as handle:
+            text = handle.read()
+    except OSError:
+        return None
+    fields = text[text.rfind(')') + 1:].split()
+    return int(fields[19]) if len(fields) > 19 else None
+
+
+def runner_alive(record):
+    pid, started = record.get('pid'), record.get('pid_start')
+    return bool(pid) and started is not None and process_start_time(pid) == started
+
+
+def service_tree(state_file):
+    """The service's process and its descendants, from the supervisor's state file."""
+    with open(state_file, encoding='utf-8') as handle:
+        child = json.load(handle).get('child_pid')
+    if not isinstance(child, int) or child <= 0:
+        raise ValueError('the service is not running (no child_pid in %s)' % state_file)
+    children = {}
+    for entry in os.listdir('/proc'):
+        if entry.isdigit():
+            try:
+                with open('/proc/%s/stat' % entry, encoding='utf-8') as handle:
+                    text = handle.read()
+            except OSError:
+                continue
+            fields = text[text.rfind(')') + 1:].split()
+            children.setdefault(int(fields[1]), []).append(int(entry))
+    found, pending = [], [child]
+    while pending:
+        pid = pending.pop()
+        if pid not in found:
+            found.append(pid)
+            pending.extend(children.get(pid, []))
+    return found
+
+
+def signal_all(pids, signum):
+    for pid in pids:
+        try:
+            os.kill(pid, signum)
+        except (ProcessLookupError, PermissionError):
+            continue
+
+
+def healthy(url, timeout):
+    """Whether the service answers its health check with a 2xx in ``timeout`` seconds."""
+    opener = build_opener(ProxyHandler({}))
+    try:
+        with opener.open(url, timeout=timeout) as answer:
+            return 200 <= answer.status < 300
+    except HTTPError:
+        return False
+    except (OSError, ValueError):
+        return False
+
+
+class Runner:
+    """One fault, from injection to its record's end."""
+
+    def __init__(self, spec, path):
+        self.spec = spec
+        self.path = path
+        self.stopping = False
+        self.record = {
+            'id': spec['id'], 'fault': spec['fault'], 'params': spec['params'],
+            'node': spec.get('node'), 'pid': os.getpid(),
+            'pid_start': process_start_time(os.getpid()), 'started_at': time.time(),
+            'failed_at': None, 'failure': None, 'ended_at': None, 'outcome': None,
+            'detail': '',
+        }
+
+    # -- bookkeeping ------------------------------------------------------------------
+
+    def save(self):
+        write_record(self.path, self.record)
+
+    def failed(self, failure, when=None):
+        if self.record['failed_at'] is None:
+            self.record['failed_at'] = time.time() if when is None else when
+            self.record['failure'] = failure
+            self.save()
+
+    def on_term(self, signum, frame):
+        self.stopping = True
+
+    def sleep(self, seconds):
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if self.stopping:
+                raise Stop()
+            time.sleep(min(0.1, max(0.0, deadline - time.monotonic())))
+
+    def deadline(self):
+        return time.monotonic() + float(self.spec['params']['duration_s'])
+
+    def health_failed(self):
+        return not healthy(self.spec['url'], float(self.spec.get('health_timeout', 1.0)))
+
+    # -- main ---------------------------------------------------------------------------
+
+    def run(self):
+        signal.signal(signal.SIGTERM, self.on_term)
+        self.save()
+        outcome, detail = None, ''
+        try:
+            getattr(self, 'run_' + self.spec['fault'])()
+        except Stop:
+            outcome = 'stopped'
+        except Exception as error:  # the record must say what went wrong, not vanish
+            outcome, detail = 'error', '%s: %s' % (type(error).__name__, error)
+        finally:
+            self.undo()
+        if outcome is None or (outcome == 'stopped' and self.record['failed_at'] is not None):
+            outcome = 'failed' if self.record['failed_at'] is not None else 'survived'
+        self.record.update(ended_at=time.time(), outcome=outcome, detail=detail
+                           or self.record['detail'])
+        self.save()
+
+    def undo(self):
+        """Undo whatever the fault left (each fault sets its own undo)."""
+        undo = getattr(self, '_undo', None)
+        if undo is not None:
+            try:
+                undo()
+            except Exception as error:  # pylint: disable=broad-except
+                self.record['detail'] = 'undo failed: %s' % error
+            self._undo = None
+
+    # -- faults -----------------------------------------------------------------------------
+
+    def run_kill(self):
+        pids = service_tree(self.spec['state_file'])
+        signal_all(pids, signal.SIGKILL)
+        self.failed('service killed (pids %s)' % ' '.join(map(str, pids)))
+        self.record['detail'] = 'killed %d processes' % len(pids)
+        # Watch it come back (the supervisor restarts it) for the rest of the duration.
+        end = self.deadline()
+        while time.monotonic() < end:
+            if not self.health_failed():
+                self.record['detail'] += '; healthy again after %.1fs' % (
+                    time.time() - self.record['failed_at'])
+                return
+            self.sleep(PROBE_EVERY_S)
+
+    def run_hang(self):
+        pids = service_tree(self.spec['state_file'])
+        signal_all(pids, signal.SIGSTOP)
+        self._undo = lambda: signal_all(pids, signal.SIGCONT)
+        end = self.deadline()
+        while time.monotonic() < end:
+            if self.health_failed():
+                self.failed('health check failing (service stopped with SIGSTOP)')
+            self.sleep(PROBE_EVERY_S)
+
+    def run_cpuhog(self):
+        hogs = []
+        for dummy in range(int(self.spec['params'].get('processes', 1))):
+            pid = os.fork()
+            if pid == 0:
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)
+                while True:
+                    pass
+            hogs.append(pid)
+        self._undo = lambda: self._reap(hogs)
+        misses = 0
+        end = self.deadline()
+        while time.monotonic() < end:
+            misses = misses + 1 if self.health_failed() else 0
+            if misses >= 2:
+                self.failed('health check failing under CPU load')
+            self.sleep(PROBE_EVERY_S)
+
+    def run_memleak(self):
+        rate = int(self.spec['params']['rate_bytes_s'])
+        read_end, write_end = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            os.close(read_end)
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            self._leak(rate)
+            os._exit(0)
+        os.close(write_end)
+        self._undo = lambda: self._reap([pid])
+        with open(self.spec['members_file'], 'a', encoding='utf-8') as handle:
+            handle.write('%d\n' % pid)
+        end = self.deadline()
+        while time.monotonic() < end:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                self._undo = None
+                if os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL:
+                    self.failed('memory limit hit: the supervisor killed the service and the '
+                                'leak')
+                else:
+                    self.record['detail'] = 'the leak ended by itself (status %d)' % status
+                return
+            self.sleep(0.1)
+
+    @staticmethod
+    def _leak(rate):
+        held, size, started = [], 0, time.monotonic()
+        while size < MAX_LEAK_BYTES:
+            due = int((time.monotonic() - started) * rate)
+            if due > size:
+                step = min(due - size, 16 * CHUNK)
+                held.append(bytearray(b'\x5a') * step)  # every page written: resident
+                size += step
+            time.sleep(0.05)
+        while True:
+            time.sleep(60)
+
+    def run_diskfill(self):
+        rate = int(self.spec['params']['rate_bytes_s'])
+        hold = float(self.spec['params'].get('hold_s', 10))
+        path = os.path.join(self.spec['data_dir'], '%s%s' % (FILL_PREFIX, self.spec['id']))
+        self._undo = lambda: os.path.exists(path) and os.unlink(path)
+        chunk = bytes(CHUNK)
+        written, started = 0, time.monotonic()
+        end = self.deadline()
+        with open(path, 'wb', buffering=0) as handle:
+            while time.monotonic() < end:
+                due = int((time.monotonic() - started) * rate)
+                try:
+                    while written < due:
+                        count = handle.write(chunk[:min(CHUNK, due - written)])
+                        written += count
+                except OSError as error:
+                    if error.errno != errno.ENOSPC:
+                        raise
+                    self.failed('disk full (ENOSPC) in %s after %d bytes'
+                                % (self.spec['data_dir'], written))
+                    self.record['detail'] = 'filled %d bytes' % written
+                    self.sleep(hold)
+                    return
+                self.sleep(0.1)
+
+    @staticmethod
+    def _reap(pids):
+        signal_all(pids, signal.SIGKILL)
+        for pid in pids:
+            try:
+                os.waitpid(pid, 0)
+            except ChildProcessError:
+                continue
+
+
+def detach_and_run(spec, path):
+    """Run the fault in a detached process; returns (in the caller) once it has started.
+
+    Double fork and a new session: the runner outlives the module and its SSH session,
+    and holds none of the session's file descriptors (so the session can end).
+    """
+    first = os.fork()
+    if first == 0:
+        os.setsid()
+        if os.fork() != 0:
+            os._exit(0)
+        null = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(null, fd)
+        os.closerange(3, 1024)
+        code = 0
+        try:
+            Runner(spec, path).run()
+        except BaseException:  # pylint: disable=broad-except
+            code = 1
+        os._exit(code)
+    os.waitpid(first, 0)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            with open(path, encoding='utf-8') as handle:
+                return json.load(handle)
+        except (OSError, ValueError):
+            time.sleep(0.02)
+    raise RuntimeError('the fault runner wrote no record %s' % path)
+
+
+def stop_runners(chaos_dir, wait_s=15.0):
+    """SIGTERM every live runner in ``chaos_dir`` and wait for their records to end."""
+    stopped = []
+    for record in read_records(chaos_dir):
+        if record.get('ended_at') is None and runner_alive(record):
+            try:
+                os.kill(record['pid'], signal.SIGTERM)
+            except ProcessLookupError:
+                continue
+            stopped.append(record['id'])
+    deadline = time.monotonic() + wait_s
+    while stopped and time.monotonic() < deadline:
+        by_id = dict((r.get('id'), r) for r in read_records(chaos_dir))
+        if all(by_id.get(i, {}).get('ended_at') is not None for i in stopped):
+            break
+        time.sleep(0.1)
+    return stopped
+
+
+def abandoned(record):
+    """A record whose runner is gone without ending it (killed with its node)."""
+    return record.get('ended_at') is None and not runner_alive(record)

@@ -1,0 +1,117 @@
+"""The supervisor's memory budget: a service and its attached processes past the budget are
+killed together and the service restarts; stopping the service kills what was attached."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from lepton_ops.services import memory_budget
+from lepton_ops.services.supervise import Files, is_running, stop
+
+MiB = 1024 * 1024
+# Grows by 8 MiB every 50 ms, each page touched so it is resident, then sleeps.
+LEAK = (
+    "import time\nheld = []\nwhile len(held) < 64:\n"
+    "    held.append(bytearray(b'x') * (8 * 1024 * 1024))\n    time.sleep(0.05)\n"
+    "time.sleep(300)\n"
+)
+
+
+def supervise(files: Files, *extra: str) -> None:
+    started = subprocess.run(
+        [sys.executable, "-m", "lepton_ops.services.supervise", "start", "--name", files.name,
+         "--run-dir", str(files.run_dir), *extra, "--", sys.executable, "-c",
+         "import time; time.sleep(300)"],
+        capture_output=True, text=True, timeout=30, check=True,
+    )  # fmt: skip
+    assert started.stdout.strip() == "started"
+
+
+def state(files: Files) -> dict[str, object]:
+    data: dict[str, object] = json.loads(files.state.read_text(encoding="utf-8"))
+    return data
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.05)
+
+
+def alive(pid: int) -> bool:
+    return memory_budget.rss_bytes(pid) > 0
+
+
+@pytest.fixture
+def files(tmp_path: Path) -> Iterator[Files]:
+    found = Files(tmp_path, "lepton-test")
+    yield found
+    if is_running(found):
+        stop(found)
+
+
+def test_an_attached_leak_past_the_budget_kills_the_service_which_restarts(files: Files) -> None:
+    supervise(files, "--memory-max-bytes", str(200 * MiB))
+    wait_for(lambda: files.state.exists() and state(files).get("child_pid") is not None)
+    first_child = state(files)["child_pid"]
+    assert state(files)["memory_max_bytes"] == 200 * MiB
+    leak = subprocess.Popen([sys.executable, "-c", LEAK])
+    memory_budget.attach(files.members, leak.pid)
+    # The leak reaches 200 MiB in about 1.3 s; the budget is checked every 0.25 s.
+    wait_for(lambda: state(files).get("oom_kills") == 1)
+    assert leak.wait(timeout=10) == -9
+    wait_for(lambda: state(files)["child_pid"] not in (None, first_child))
+    last_exit = state(files)["last_exit"]
+    assert isinstance(last_exit, dict)
+    assert last_exit["reason"] == "memory limit"
+    assert int(last_exit["rss_bytes"]) > 200 * MiB
+    assert state(files)["restarts"] == 1
+    assert "memory limit hit" in files.log.read_text(encoding="utf-8")
+
+
+def test_without_a_budget_nothing_is_killed(files: Files) -> None:
+    supervise(files)
+    wait_for(lambda: files.state.exists() and state(files).get("child_pid") is not None)
+    leak = subprocess.Popen([sys.executable, "-c", LEAK])
+    try:
+        memory_budget.attach(files.members, leak.pid)
+        wait_for(lambda: memory_budget.rss_bytes(leak.pid) > 300 * MiB)
+        assert state(files)["oom_kills"] == 0 and state(files)["restarts"] == 0
+    finally:
+        leak.kill()
+        leak.wait()
+
+
+def test_stopping_the_service_kills_its_attached_processes(files: Files) -> None:
+    supervise(files, "--memory-max-bytes", str(1024 * MiB))
+    wait_for(lambda: files.state.exists() and state(files).get("child_pid") is not None)
+    attached = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"])
+    memory_budget.attach(files.members, attached.pid)
+    assert stop(files) == "stopped"
+    assert attached.wait(timeout=10) == -9
+    assert not files.members.exists()
+
+
+def test_accounting_covers_the_tree_and_skips_dead_members(tmp_path: Path) -> None:
+    path = memory_budget.members_file(tmp_path, "svc")
+    memory_budget.attach(path, os.getpid())
+    path.write_text(path.read_text() + "999999999\nnot-a-pid\n")
+    assert memory_budget.read_members(path) == [os.getpid()]
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        pids = memory_budget.accounted_pids(None, [os.getpid()])
+        assert pids[0] == os.getpid() and child.pid in pids
+        assert memory_budget.usage_bytes(pids) > memory_budget.rss_bytes(os.getpid())
+    finally:
+        child.kill()
+        child.wait()
