@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import threading
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -61,7 +61,10 @@ class ShardQueue:
       tasks per second); nodes not measured yet are scaled by the measured nodes' mean
       ratio of measured to planned speed, so all speeds stay in one unit.
 
-    A node with weight 0 (drained) is never handed a shard. Every method is atomic
+    A node with weight 0 is never handed a shard. A node that ``drained`` (a callable)
+    names is handed none while it is drained - a node predicted to fail, or under
+    remediation - and its not-yet-started shards are the first the others take, as a
+    lost node's are; a shard it already runs is left to finish. Every method is atomic
     (an internal lock), so a threaded server can share one queue.
     """
 
@@ -71,12 +74,14 @@ class ShardQueue:
         *,
         stealing: bool | None = None,
         max_copies: int = DEFAULT_MAX_COPIES,
+        drained: Callable[[str], bool] | None = None,
     ) -> None:
         if isinstance(max_copies, bool) or not isinstance(max_copies, int) or max_copies < 1:
             raise BadInput(f"max_copies must be 1 or more, got {max_copies!r}")
         self.plan = plan
         self.stealing = plan.strategy is Strategy.WEIGHTED if stealing is None else stealing
         self.max_copies = max_copies
+        self._drained = drained or (lambda node: False)
         self._lock = threading.RLock()
         self._order = {node.name: index for index, node in enumerate(plan.nodes)}
         self._planned_speed = {node.name: node.speed for node in plan.nodes}
@@ -92,7 +97,7 @@ class ShardQueue:
         """The shard ``node`` should run next (now marked as started by it), or None."""
         with self._lock:
             self._check_node(node)
-            if not self._alive[node] or self._weight[node] == 0:
+            if not self._alive[node] or self._weight[node] == 0 or self._drained(node):
                 return None
             slot = self._take_own(node) or self._steal_for(node)
             if slot is None and speculative and self.stealing:
@@ -111,7 +116,7 @@ class ShardQueue:
         lost = [
             name
             for name, queue in self._queues.items()
-            if queue and name != thief and not self._alive[name]
+            if queue and name != thief and (not self._alive[name] or self._drained(name))
         ]
         if lost:
             victim = min(lost, key=lambda name: (-self._pending_tasks(name), self._order[name]))
@@ -229,6 +234,11 @@ class ShardQueue:
         with self._lock:
             self._check_node(node)
             return tuple(self._slots[shard_id].shard for shard_id in self._queues[node])
+
+    def is_drained(self, node: str) -> bool:
+        with self._lock:
+            self._check_node(node)
+            return self._drained(node)
 
     def is_alive(self, node: str) -> bool:
         with self._lock:

@@ -47,12 +47,16 @@ from lepton_ops.services.bodies import (
 )
 from lepton_ops.services.config_files import load_config_file
 from lepton_ops.services.dispatcher import Dispatcher, JobRun
+from lepton_ops.services.drains import DrainRefused
 from lepton_ops.services.job_store import JobRecord, JobStatus, JobStore
 from lepton_ops.services.openapi import error_responses, json_content
 from lepton_ops.services.service_state import service_state
 
 EXTENSION_KEY = "lepton_aggregator"
 JOB_FIELDS = ("kind", "params", "tasks", "strategy", "shard_size", "artifacts")
+DRAIN_FIELDS = ("reason", "ttl_s")
+#: The longest a drain may be given to expire in (a day); no ttl_s: until undrained.
+MAX_DRAIN_TTL_S = 86400
 #: Seconds an upload waits for its turn (``max_artifact_uploads`` are read at once).
 UPLOAD_WAIT_S = 30.0
 MAX_TASKS = 10**12
@@ -144,6 +148,29 @@ def create_aggregator_app(config: AggregatorConfig | Mapping[str, Any]) -> Flask
             }
         )
 
+    @app.get("/v1/drains")
+    def list_drains() -> Response:
+        return jsonify({"drains": [drain.to_dict() for drain in dispatcher.drains.active()]})
+
+    @app.put("/v1/drains/<node>")
+    def put_drain(node: str) -> tuple[Response, int]:
+        body = json_body()
+        check_fields(body, DRAIN_FIELDS)
+        reason = field_str(body, "reason", max_length=500)
+        ttl = body.get("ttl_s")
+        ttl_s = (
+            None if ttl is None else field_int(body, "ttl_s", minimum=1, maximum=MAX_DRAIN_TTL_S)
+        )
+        try:
+            drain = dispatcher.drains.drain(node, reason, ttl_s)
+        except DrainRefused as exc:
+            return error_response(409, str(exc))
+        return jsonify(drain.to_dict()), 200
+
+    @app.delete("/v1/drains/<node>")
+    def delete_drain(node: str) -> Response:
+        return jsonify({"node": node, "undrained": dispatcher.drains.undrain(node)})
+
     if config.resume:
         dispatcher.resume_running()
     return app
@@ -207,6 +234,7 @@ def _status(record: JobRecord, store: JobStore, run: JobRun | None) -> dict[str,
         },
         "per_node": per_node,
         "lost_nodes": run.lost_nodes() if run is not None else [],
+        "drained_nodes": run.drained_nodes() if run is not None else [],
         "reason": record.reason,
         "predicted_makespan_units": record.plan.get("makespan_s"),
         "makespan_s": None
@@ -227,6 +255,15 @@ _JOB_SUMMARY = {
         "shards": {"type": "integer"},
         "created_at": {"type": "number"},
         "finished_at": {"type": "number", "nullable": True},
+    },
+}
+_DRAIN = {
+    "type": "object",
+    "properties": {
+        "node": {"type": "string"},
+        "reason": {"type": "string"},
+        "since": {"type": "number"},
+        "until": {"type": "number", "nullable": True},
     },
 }
 _JOB_ID = [{"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"}}]
@@ -371,6 +408,71 @@ AGGREGATOR_PATHS: dict[str, Any] = {
                 **error_responses(404),
             },
         }
+    },
+    "/v1/drains": {
+        "get": {
+            "summary": "The drained workers: they get no new shards.",
+            "responses": {
+                "200": {
+                    "description": "The drains in force.",
+                    "content": json_content(
+                        {
+                            "type": "object",
+                            "properties": {"drains": {"type": "array", "items": _DRAIN}},
+                        }
+                    ),
+                }
+            },
+        }
+    },
+    "/v1/drains/{node}": {
+        "put": {
+            "summary": "Drain a worker: no new shards; running jobs move its unstarted ones.",
+            "parameters": [
+                {"name": "node", "in": "path", "required": True, "schema": {"type": "string"}}
+            ],
+            "requestBody": {
+                "required": True,
+                "content": json_content(
+                    {
+                        "type": "object",
+                        "required": ["reason"],
+                        "properties": {
+                            "reason": {"type": "string", "maxLength": 500},
+                            "ttl_s": {"type": "integer", "minimum": 1, "maximum": MAX_DRAIN_TTL_S},
+                        },
+                    }
+                ),
+            },
+            "responses": {
+                "200": {"description": "Drained.", "content": json_content(_DRAIN)},
+                "409": {
+                    "description": "It would leave no worker undrained.",
+                    "content": json_content({"$ref": "#/components/schemas/Error"}),
+                },
+                **error_responses(400),
+            },
+        },
+        "delete": {
+            "summary": "Lift a worker's drain.",
+            "parameters": [
+                {"name": "node", "in": "path", "required": True, "schema": {"type": "string"}}
+            ],
+            "responses": {
+                "200": {
+                    "description": "Whether it was drained.",
+                    "content": json_content(
+                        {
+                            "type": "object",
+                            "properties": {
+                                "node": {"type": "string"},
+                                "undrained": {"type": "boolean"},
+                            },
+                        }
+                    ),
+                }
+            },
+        },
     },
     "/v1/jobs/{job_id}/result": {
         "get": {

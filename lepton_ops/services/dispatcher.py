@@ -42,6 +42,7 @@ from lepton_ops.jobs.planner import Plan, Shard, make_plan, parse_strategy
 from lepton_ops.jobs.shard_queue import ShardQueue
 from lepton_ops.services.aggregator_config import AggregatorConfig, WorkerSpec
 from lepton_ops.services.artifacts import ARTIFACT_MIMETYPE
+from lepton_ops.services.drains import DrainRegistry
 from lepton_ops.services.job_store import JobRecord, JobStatus, JobStore
 from lepton_ops.services.metrics import ServiceMetrics
 
@@ -103,6 +104,9 @@ class JobRun:
 
     def lost_nodes(self) -> list[str]:
         return [node.name for node in self.plan.nodes if not self.queue.is_alive(node.name)]
+
+    def drained_nodes(self) -> list[str]:
+        return [node.name for node in self.plan.nodes if self.queue.is_drained(node.name)]
 
     def _run(self) -> None:
         workers: list[WorkerSpec] = []
@@ -405,6 +409,7 @@ class Dispatcher:
             follow_redirects=False,
             trust_env=False,  # the fleet's traffic never goes through a proxy
         )
+        self.drains = DrainRegistry(store, [worker.name for worker in config.workers])
         self._runs: dict[str, JobRun] = {}
         self._lock = threading.Lock()
         self._closed = False
@@ -426,8 +431,12 @@ class Dispatcher:
         digests = dict(artifacts or {})
         self._check_artifacts(kind, checked, digests)
         speeds = {w.name: w.speed for w in self.config.workers if w.speed is not None}
+        # A drained node is planned with weight 0: it gets nothing of a new job.
         plan = make_plan(
-            [(worker.name, worker.weight) for worker in self.config.workers],
+            [
+                (worker.name, 0 if self.drains.is_drained(worker.name) else worker.weight)
+                for worker in self.config.workers
+            ],
             tasks,
             strategy=parse_strategy(strategy),
             shard_size=shard_size,
@@ -441,7 +450,7 @@ class Dispatcher:
             plan=plan.to_dict(),
             artifacts=digests,
         )
-        self._start(record, kind, ShardQueue(plan))
+        self._start(record, kind, ShardQueue(plan, drained=self.drains.is_drained))
         return record
 
     def _check_artifacts(
@@ -469,7 +478,7 @@ class Dispatcher:
             try:
                 kind = get_kind(record.kind)
                 plan = Plan.from_dict(record.plan)
-                queue = ShardQueue(plan)
+                queue = ShardQueue(plan, drained=self.drains.is_drained)
                 sizes = {shard.id: shard.size for shard in plan.shards}
                 for result in self.store.shard_results(record.id):
                     if result.shard_id not in sizes:

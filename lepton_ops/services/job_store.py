@@ -11,6 +11,8 @@ Three tables:
   first result in place.
 - ``artifacts``: the jobs' binary inputs (a model, a data set), content-addressed: one
   row per SHA-256 digest, stored once however many jobs use it.
+- ``drains`` (version 3): nodes that get no new shards for now - why, since when, until
+  when (NULL: until undrained) - see :mod:`lepton_ops.services.drains`.
 
 The schema version is kept in ``PRAGMA user_version``; a database written by a newer
 lepton-ops is refused rather than guessed at.
@@ -31,7 +33,7 @@ from typing import Any
 
 from lepton_ops.errors import BadInput, OperationFailed
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -121,6 +123,19 @@ class ShardResult:
     recorded_at: float
 
 
+#: From schema version 2: the drains table.
+_MIGRATE_FROM_2 = """
+CREATE TABLE IF NOT EXISTS drains (
+    node   TEXT PRIMARY KEY,
+    reason TEXT NOT NULL,
+    since  REAL NOT NULL,
+    until  REAL
+);
+"""
+#: version -> (script, the version it leads to)
+_STEPS = {0: (_SCHEMA, 2), 1: (_MIGRATE_FROM_1, 2), 2: (_MIGRATE_FROM_2, 3)}
+
+
 class JobStore:
     """One SQLite database, shared by the aggregator's threads (one connection, a lock)."""
 
@@ -167,19 +182,19 @@ class JobStore:
                     f"job store {self.path} has schema version {version}; this lepton-ops "
                     f"knows up to {SCHEMA_VERSION}: upgrade lepton-ops"
                 )
-            if version == SCHEMA_VERSION:
-                return
-            script = _MIGRATE_FROM_1 if version == 1 else _SCHEMA
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                for statement in script.split(";"):
-                    if statement.strip():
-                        self._db.execute(statement)
-                self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+            while version < SCHEMA_VERSION:
+                script, target = _STEPS[version]
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    for statement in script.split(";"):
+                        if statement.strip():
+                            self._db.execute(statement)
+                    self._db.execute(f"PRAGMA user_version = {target}")
+                except BaseException:
+                    self._db.execute("ROLLBACK")
+                    raise
+                self._db.execute("COMMIT")
+                version = target
 
     @property
     def schema_version(self) -> int:
@@ -194,6 +209,28 @@ class JobStore:
         except sqlite3.Error as exc:
             return f"job store: {exc}"
         return None
+
+    # ------------------------------------------------------------------ drains
+
+    def drains(self) -> list[tuple[str, str, float, float | None]]:
+        """Every recorded drain: ``(node, reason, since, until)``, expired ones included."""
+        with self._lock:
+            rows = self._db.execute("SELECT node, reason, since, until FROM drains ORDER BY node")
+            return [
+                (str(n), str(r), float(s), None if u is None else float(u)) for n, r, s, u in rows
+            ]
+
+    def put_drain(self, node: str, reason: str, since: float, until: float | None) -> None:
+        with self._transaction() as db:
+            db.execute(
+                "INSERT INTO drains (node, reason, since, until) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (node) DO UPDATE SET reason = excluded.reason, until = excluded.until",
+                (node, reason, since, until),
+            )
+
+    def delete_drain(self, node: str) -> bool:
+        with self._transaction() as db:
+            return db.execute("DELETE FROM drains WHERE node = ?", (node,)).rowcount > 0
 
     # ------------------------------------------------------------------ jobs
 

@@ -300,8 +300,9 @@ def test_a_version_1_store_gains_artifacts(tmp_path: Path) -> None:
         )
         db.execute("PRAGMA user_version = 1")
     store = JobStore(path)
-    assert store.schema_version == SCHEMA_VERSION == 2
+    assert store.schema_version == SCHEMA_VERSION == 3
     assert store.job("j1").artifacts == {}
+    assert store.drains() == []
     assert store.put_artifact(sha(b"abc"), b"abc") and not store.put_artifact(sha(b"abc"), b"abc")
     assert store.artifact(sha(b"abc")) == b"abc" and store.artifact(sha(b"x")) is None
     store.close()
