@@ -17,7 +17,13 @@ period) and starts it again. Files in the run directory:
 * ``<name>.supervisor.json``: supervisor and child pids, restart count, last exit;
 * ``<name>.supervisor.log``: one line per start, exit and restart;
 * ``<name>.log``: the command's stdout and stderr;
-* ``<name>.members``: pids attached to the service's memory budget (see below).
+* ``<name>.members``: pids attached to the service's memory budget (see below);
+* ``<name>.tmp/``: the service's temporary directory (its ``TMPDIR``), emptied each time the
+  command starts, as systemd's ``PrivateTmp=`` does: a restart clears what a runaway
+  writer left in it.
+
+``restart`` without a command after ``--`` restarts with the command and memory budget the
+running supervisor was started with (from its state file): what remediation does.
 
 ``--memory-max-bytes N`` gives the service a memory budget, the way systemd's
 ``MemoryMax=`` would on a real host but without touching cgroups (the lab must not): the
@@ -34,6 +40,7 @@ import contextlib
 import fcntl
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -84,6 +91,10 @@ class Files:
     @property
     def members(self) -> Path:
         return memory_budget.members_file(self.run_dir, self.name)
+
+    @property
+    def tmp(self) -> Path:
+        return self.path(".tmp")
 
 
 def _try_lock(files: Files) -> int | None:
@@ -167,8 +178,13 @@ class _Supervisor:
                 began = time.monotonic()
                 self.killed_for = None
                 try:
+                    _empty_dir(self.files.tmp)
                     self.child = subprocess.Popen(
-                        self.command, stdin=subprocess.DEVNULL, stdout=output, stderr=output
+                        self.command,
+                        stdin=subprocess.DEVNULL,
+                        stdout=output,
+                        stderr=output,
+                        env={**os.environ, "TMPDIR": str(self.files.tmp)},
                     )
                 except OSError as exc:
                     _log(log, f"cannot start: {exc}")
@@ -258,6 +274,17 @@ class _Supervisor:
             _log(log, f"pid {child.pid} ignored SIGTERM for {STOP_GRACE_S:.0f}s: SIGKILL")
             child.kill()
             child.wait()
+
+
+def _empty_dir(path: Path) -> None:
+    """Create ``path`` or empty it (its files and subdirectories go)."""
+    path.mkdir(mode=0o700, exist_ok=True)
+    for entry in path.iterdir():
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            with contextlib.suppress(OSError):
+                entry.unlink()
 
 
 def start(files: Files, command: list[str], memory_max_bytes: int | None = None) -> str:
@@ -360,8 +387,18 @@ def main(argv: list[str] | None = None) -> int:
     elif args.action == "stop":
         print(stop(files))
     elif args.action == "restart":
+        memory_max = args.memory_max_bytes
+        if not command:  # the command and budget it runs with now
+            previous = status(files)
+            command = [str(word) for word in previous.get("command") or []]
+            if memory_max is None and isinstance(previous.get("memory_max_bytes"), int):
+                memory_max = previous["memory_max_bytes"]
+            if not command:
+                raise SystemExit(
+                    f"supervise restart: no command after -- and none in {files.state}"
+                )
         stop(files)
-        start(files, command, args.memory_max_bytes)
+        start(files, command, memory_max)
         print("restarted")
     else:
         print(json.dumps(status(files), sort_keys=True))

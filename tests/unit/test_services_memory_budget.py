@@ -115,3 +115,23 @@ def test_accounting_covers_the_tree_and_skips_dead_members(tmp_path: Path) -> No
     finally:
         child.kill()
         child.wait()
+
+
+def test_restart_without_a_command_keeps_command_and_budget_and_empties_tmp(
+    files: Files,
+) -> None:
+    supervise(files, "--memory-max-bytes", str(300 * MiB))
+    wait_for(lambda: files.state.exists() and state(files).get("child_pid") is not None)
+    first = state(files)
+    (files.tmp / "runaway").write_bytes(b"x" * 1024)
+    restarted = subprocess.run(
+        [sys.executable, "-m", "lepton_ops.services.supervise", "restart", "--name", files.name,
+         "--run-dir", str(files.run_dir)],
+        capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    assert restarted.stdout.strip() == "restarted"
+    wait_for(lambda: state(files).get("child_pid") not in (None, first["child_pid"]))
+    again = state(files)
+    assert again["command"] == first["command"]
+    assert again["memory_max_bytes"] == 300 * MiB
+    assert files.tmp.is_dir() and list(files.tmp.iterdir()) == []
