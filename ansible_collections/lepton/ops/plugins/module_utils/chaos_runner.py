@@ -10,8 +10,9 @@ the chaos directory::
     {"id", "fault", "params", "pid", "started_at", "failed_at", "failure",
      "ended_at", "outcome", "detail"}
 
-``outcome`` is ``failed`` (the node failed), ``survived`` (the duration passed without a
-failure), ``stopped`` (SIGTERM: ``chaos stop``) or ``error``. A failure is what an operator
+``outcome`` is ``failed`` (the node failed), ``remediated`` (a restart of the service
+killed the fault's process before the failure), ``survived`` (the duration passed without
+a failure), ``stopped`` (SIGTERM: ``chaos stop``) or ``error``. A failure is what an operator
 would call one: the service's health check failing, its memory budget hit (the supervisor
 killed it), its data directory full (ENOSPC).
 
@@ -23,8 +24,13 @@ Faults, all on one service of the node (its process tree from the supervisor's s
   supervisor's ``<name>.members``) whose resident memory grows at ``rate`` bytes/s until the
   supervisor kills it with the service (the budget hit), or the duration ends.
 * ``cpuhog``: ``processes`` busy loops for the duration.
-* ``diskfill``: a file in the data directory growing at ``rate`` bytes/s until the
-  filesystem is full (ENOSPC); it is kept ``hold`` seconds, then removed.
+* ``diskfill``: a runaway temporary file of the service - in its ``TMPDIR`` under the data
+  directory (``<name>.tmp/``, emptied by the supervisor when the service starts), written by
+  a process attached to the service - growing at ``rate`` bytes/s until the file system is
+  full (ENOSPC); it is kept ``hold`` seconds, then removed.
+
+A progressive fault (memleak, diskfill) whose process is killed by a restart of the
+service before the failure ends ``remediated``: the restart is what fixed it.
 """
 
 from __future__ import annotations
@@ -90,6 +96,15 @@ def process_start_time(pid):
         return None
     fields = text[text.rfind(')') + 1:].split()
     return int(fields[19]) if len(fields) > 19 else None
+
+
+def oom_kills(state_file):
+    """The supervisor's count of memory-budget kills (0 when it cannot be read)."""
+    try:
+        with open(state_file, encoding='utf-8') as handle:
+            return int(json.load(handle).get('oom_kills') or 0)
+    except (OSError, ValueError, TypeError):
+        return 0
 
 
 def runner_alive(record):
@@ -199,7 +214,12 @@ class Runner:
         finally:
             self.undo()
         if outcome is None or (outcome == 'stopped' and self.record['failed_at'] is not None):
-            outcome = 'failed' if self.record['failed_at'] is not None else 'survived'
+            if self.record['failed_at'] is not None:
+                outcome = 'failed'
+            elif self.record.pop('remediated', False):
+                outcome = 'remediated'
+            else:
+                outcome = 'survived'
         self.record.update(ended_at=time.time(), outcome=outcome, detail=detail
                            or self.record['detail'])
         self.save()
@@ -269,16 +289,19 @@ class Runner:
             os._exit(0)
         os.close(write_end)
         self._undo = lambda: self._reap([pid])
-        with open(self.spec['members_file'], 'a', encoding='utf-8') as handle:
-            handle.write('%d\n' % pid)
+        kills_before = oom_kills(self.spec['state_file'])
+        self.attach(pid)
         end = self.deadline()
         while time.monotonic() < end:
             done, status = os.waitpid(pid, os.WNOHANG)
             if done:
                 self._undo = None
-                if os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL:
+                if oom_kills(self.spec['state_file']) > kills_before:
                     self.failed('memory limit hit: the supervisor killed the service and the '
                                 'leak')
+                elif os.WIFSIGNALED(status):
+                    self.remediated('the leak was killed with the service (signal %d) before '
+                                    'the memory limit' % os.WTERMSIG(status))
                 else:
                     self.record['detail'] = 'the leak ended by itself (status %d)' % status
                 return
@@ -300,27 +323,59 @@ class Runner:
     def run_diskfill(self):
         rate = int(self.spec['params']['rate_bytes_s'])
         hold = float(self.spec['params'].get('hold_s', 10))
-        path = os.path.join(self.spec['data_dir'], '%s%s' % (FILL_PREFIX, self.spec['id']))
-        self._undo = lambda: os.path.exists(path) and os.unlink(path)
+        directory = self.spec.get('tmp_dir') or self.spec['data_dir']
+        if not os.path.isdir(directory):
+            directory = self.spec['data_dir']
+        path = os.path.join(directory, '%s%s' % (FILL_PREFIX, self.spec['id']))
+        pid = os.fork()
+        if pid == 0:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            os._exit(self._fill(path, rate, self.deadline()))
+        self._undo = lambda: (self._reap([pid]), os.path.lexists(path) and os.unlink(path))
+        if self.spec.get('members_file'):
+            self.attach(pid)
+        while True:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if not done:
+                self.sleep(0.1)
+                continue
+            if os.WIFEXITED(status) and os.WEXITSTATUS(status) == errno.ENOSPC:
+                size = os.path.getsize(path) if os.path.exists(path) else 0
+                self.failed('disk full (ENOSPC) in %s after %d bytes'
+                            % (self.spec['data_dir'], size))
+                self.record['detail'] = 'filled %d bytes' % size
+                self.sleep(hold)
+            elif os.WIFSIGNALED(status):
+                self.remediated('the writer was killed with the service (signal %d) before '
+                                'the disk was full' % os.WTERMSIG(status))
+            elif os.WEXITSTATUS(status) != 0:
+                raise RuntimeError('the writer failed (exit %d)' % os.WEXITSTATUS(status))
+            return
+
+    @staticmethod
+    def _fill(path, rate, end):
+        """The writer's body: its exit code is ENOSPC when the file system filled up."""
         chunk = bytes(CHUNK)
         written, started = 0, time.monotonic()
-        end = self.deadline()
-        with open(path, 'wb', buffering=0) as handle:
-            while time.monotonic() < end:
-                due = int((time.monotonic() - started) * rate)
-                try:
+        try:
+            with open(path, 'wb', buffering=0) as handle:
+                while time.monotonic() < end:
+                    due = int((time.monotonic() - started) * rate)
                     while written < due:
-                        count = handle.write(chunk[:min(CHUNK, due - written)])
-                        written += count
-                except OSError as error:
-                    if error.errno != errno.ENOSPC:
-                        raise
-                    self.failed('disk full (ENOSPC) in %s after %d bytes'
-                                % (self.spec['data_dir'], written))
-                    self.record['detail'] = 'filled %d bytes' % written
-                    self.sleep(hold)
-                    return
-                self.sleep(0.1)
+                        written += handle.write(chunk[:min(CHUNK, due - written)])
+                    time.sleep(0.1)
+        except OSError as error:
+            return errno.ENOSPC if error.errno == errno.ENOSPC else 1
+        return 0
+
+    def attach(self, pid):
+        """Count ``pid`` in the service's memory budget and kill it with the service."""
+        with open(self.spec['members_file'], 'a', encoding='utf-8') as handle:
+            handle.write('%d\n' % pid)
+
+    def remediated(self, detail):
+        self.record['remediated'] = True
+        self.record['detail'] = detail
 
     @staticmethod
     def _reap(pids):

@@ -18,8 +18,12 @@ description:
     V(hang) SIGSTOPs them for O(duration) seconds. V(memleak) starts a process attached to the
     service's memory budget whose resident memory grows by O(rate) bytes a second until the
     supervisor kills it with the service. V(cpuhog) runs O(processes) busy loops.
-    V(diskfill) writes a file into O(data_dir) at O(rate) bytes a second until the file system
-    is full, keeps it O(hold) seconds and removes it.
+    V(diskfill) writes a runaway temporary file of the service (in its C(TMPDIR),
+    C(<data_dir>/<service>.tmp), which the lepton supervisor empties when the service starts;
+    O(data_dir) itself without O(service)) at O(rate) bytes a second, from a process attached to
+    the service, until the file system is full; it keeps it O(hold) seconds and removes it.
+  - A V(memleak) or V(diskfill) whose process a restart of the service killed before the
+    failure ends V(remediated).
   - A failure is the service's health check failing, its memory budget hit, or its data
     directory full. The cut-off of a node's address (a network partition) is done on the
     controller, not by this module.
@@ -180,8 +184,8 @@ faults:
       type: float
       sample: 1795000075.4
     outcome:
-      description: V(failed), V(survived), V(stopped), V(error), or V(abandoned) (its runner
-        is gone without ending it); V(null) while it runs.
+      description: V(failed), V(remediated), V(survived), V(stopped), V(error), or
+        V(abandoned) (its runner is gone without ending it); V(null) while it runs.
       type: str
       sample: failed
     detail:
@@ -263,14 +267,15 @@ def spec_of(params):
         fault_params['hold_s'] = params['hold']
     service = params['service'] or {}
     state_file = service.get('state_file')
-    members = None
+    members = tmp_dir = None
     if state_file:
         suffix = '.supervisor.json'
         base = state_file[:-len(suffix)] if state_file.endswith(suffix) else state_file
-        members = base + '.members'
+        members, tmp_dir = base + '.members', base + '.tmp'
     return {
         'id': params['id'], 'fault': fault, 'params': fault_params,
         'url': service.get('url'), 'state_file': state_file, 'members_file': members,
+        'tmp_dir': tmp_dir,
         'data_dir': params['data_dir'], 'health_timeout': params['health_timeout'],
     }
 

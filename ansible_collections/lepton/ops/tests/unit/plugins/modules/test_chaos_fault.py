@@ -105,10 +105,39 @@ def test_memleak_grows_attached_to_the_service_until_killed(tmp_path, service):
     wait_for(members.exists)
     leak = int(members.read_text().split()[0])
     wait_for(lambda: chaos_runner_rss(leak) > 100 * 1024 * 1024)
-    os.kill(leak, signal.SIGKILL)  # what the supervisor does when the budget is hit
+    # What the supervisor does when the budget is hit: count it, and kill.
+    with open(spec['state_file'], encoding='utf-8') as handle:
+        state = json.load(handle)
+    with open(spec['state_file'], 'w', encoding='utf-8') as handle:
+        json.dump(dict(state, oom_kills=1), handle)
+    os.kill(leak, signal.SIGKILL)
     wait_for(ended(tmp_path, 'm1'))
     done = record(tmp_path, 'm1')
     assert done['outcome'] == 'failed' and done['failure'].startswith('memory limit hit')
+
+
+def test_a_leak_killed_by_a_restart_before_the_limit_is_remediated(tmp_path, service):
+    spec, dummy = service
+    start(tmp_path, fault='memleak', id='m2', duration=30, rate=1024 * 1024, service=spec)
+    members = tmp_path / 'lepton-test.members'
+    wait_for(members.exists)
+    os.kill(int(members.read_text().split()[0]), signal.SIGKILL)  # the restart's kill
+    wait_for(ended(tmp_path, 'm2'))
+    done = record(tmp_path, 'm2')
+    assert done['outcome'] == 'remediated' and done['failed_at'] is None
+
+
+def test_diskfill_writes_in_the_service_tmpdir_and_a_restart_remediates_it(tmp_path, service):
+    spec, dummy = service
+    tmp = tmp_path / 'lepton-test.tmp'
+    tmp.mkdir()
+    start(tmp_path, fault='diskfill', id='d3', duration=30, rate=1024 * 1024, service=spec)
+    wait_for(lambda: list(tmp.glob(chaos_runner.FILL_PREFIX + '*')))
+    members = tmp_path / 'lepton-test.members'
+    os.kill(int(members.read_text().split()[0]), signal.SIGKILL)
+    wait_for(ended(tmp_path, 'd3'))
+    assert record(tmp_path, 'd3')['outcome'] == 'remediated'
+    assert not list(tmp.glob(chaos_runner.FILL_PREFIX + '*'))
 
 
 def chaos_runner_rss(pid):
