@@ -19,7 +19,8 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml
 
 install: $(VENV)/.installed
 
-# openssh-server (ssh-mode lab) and iptables (cutting a node off); only root can install them.
+# openssh-server (ssh-mode lab), iptables (cutting a node off) and chromium (the report's
+# headless-browser test); only root can install them.
 system-deps:
 	@if [ "$$(id -u)" = 0 ] && { [ ! -x /usr/sbin/sshd ] || [ ! -x /usr/sbin/iptables ]; }; then \
 	  echo "installing openssh-server and iptables (Debian packages)"; \
@@ -27,6 +28,12 @@ system-deps:
 	  apt-get update -qq && apt-get install -y -qq --no-install-recommends openssh-server iptables >/dev/null \
 	    || { echo "could not install openssh-server and iptables with apt-get" >&2; exit 1; }; \
 	  if command -v service >/dev/null; then service ssh stop >/dev/null 2>&1 || true; fi; \
+	fi
+	@if [ "$$(id -u)" = 0 ] && ! command -v chromium >/dev/null; then \
+	  echo "installing chromium (Debian package)"; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium >/dev/null \
+	    || { echo "could not install chromium with apt-get" >&2; exit 1; }; \
 	fi
 
 # Quick start 1: install, then run the main job on the embedded lab.

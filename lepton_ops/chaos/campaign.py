@@ -3,12 +3,11 @@
 What it produces is a labelled data set in the telemetry store: the samples of every
 node (``telemetry collect`` back to back, every few seconds, in a thread of its own) and
 one ``faults`` row per injection, with the moment the node failed. Each round puts one
-fault on each of the lab's worker-only nodes (the aggregator node is left alone so that
-the fleet keeps answering, and gives the data set its healthy baseline), progressive
-faults (memleak, diskfill) on two of them and a sudden one (kill, hang, cpuhog,
-partition) on the others, at rates drawn so that progressive faults reach their failure
-after one to two minutes. The round ends when all its faults have ended; a quiet pause
-follows, so the data holds recoveries and healthy stretches too.
+fault on each node (on the aggregator node, on its worker), progressive faults (memleak,
+diskfill) on two of them and a sudden one (kill, hang, cpuhog, partition) on the others,
+at rates drawn so that progressive faults reach their failure after about a minute (40 to
+80 s), late enough for a predictor to warn well ahead. The round ends when all its faults
+have ended; a quiet pause follows, so the data holds recoveries and healthy stretches.
 """
 
 from __future__ import annotations
@@ -30,8 +29,8 @@ from lepton_ops.telemetry.records import FaultRecord
 
 SUDDEN = (FaultKind.KILL, FaultKind.HANG, FaultKind.CPUHOG, FaultKind.PARTITION)
 #: Bytes a second: memleak against the 640 MiB budget, diskfill against the 128 MiB tmpfs.
-MEMLEAK_RATES = (4.5 * MiB, 7.0 * MiB)
-DISKFILL_RATES = (1.3 * MiB, 2.2 * MiB)
+MEMLEAK_RATES = (6.0 * MiB, 9.0 * MiB)
+DISKFILL_RATES = (1.7 * MiB, 2.8 * MiB)
 SUDDEN_DURATION_S = (15.0, 30.0)
 ROUND_TIMEOUT_S = 240.0
 
@@ -65,19 +64,19 @@ def schedule(runs: int, nodes: list[str], rng: random.Random) -> list[dict[str, 
     """Rounds of ``{node: fault}`` with ``runs`` faults in all."""
     rounds: list[dict[str, FaultSpec]] = []
     sudden = list(SUDDEN)
+    progressive_given = dict.fromkeys(nodes, 0)
     left = runs
     index = 0
     while left > 0:
         order = nodes[index % len(nodes) :] + nodes[: index % len(nodes)]
         plan: dict[str, FaultSpec] = {}
-        # The rotation brings a node back to the same position every len(nodes) rounds:
-        # flip the pair then too, so each node gets both progressive faults.
-        flip = (index + index // len(nodes)) % 2
         for position, node in enumerate(order[: min(left, len(nodes))]):
-            if position == 0:
-                kind = FaultKind.DISKFILL if flip else FaultKind.MEMLEAK
-            elif position == 1:
-                kind = FaultKind.MEMLEAK if flip else FaultKind.DISKFILL
+            if position < 2:
+                # Each node alternates between the two progressive faults (offset by its
+                # place in the fleet, so a round usually holds one of each).
+                turn = progressive_given[node] + nodes.index(node)
+                kind = FaultKind.MEMLEAK if turn % 2 == 0 else FaultKind.DISKFILL
+                progressive_given[node] += 1
             else:
                 kind = sudden[(index * 2 + position) % len(sudden)]
             plan[node] = _spec(kind, rng)
@@ -104,7 +103,7 @@ def run_campaign(
     runs: int,
     *,
     interval_s: float = 4.0,
-    pause_s: float = 15.0,
+    pause_s: float = 12.0,
     seed: int | None = None,
     on_progress: Callable[[str], None] | None = None,
 ) -> CampaignResult:
@@ -114,7 +113,7 @@ def run_campaign(
     result = CampaignResult(campaign)
     say = on_progress or (lambda line: None)
     rng = random.Random(seed)  # noqa: S311 - a schedule, not a secret
-    nodes = [node.name for node in LAB_NODES if not node.is_aggregator]
+    nodes = [node.name for node in LAB_NODES]
     stop = threading.Event()
 
     def sample() -> None:

@@ -12,6 +12,7 @@ from lepton_ops.cli import demo as demo_cli
 from lepton_ops.cli import fleet as fleet_cli
 from lepton_ops.cli import job as job_cli
 from lepton_ops.cli import lab as lab_cli
+from lepton_ops.cli import report as report_cli
 from lepton_ops.cli import telemetry as telemetry_cli
 from lepton_ops.cli.options import (
     InventoryOpt,
@@ -59,6 +60,7 @@ app.add_typer(telemetry_cli.app, name="telemetry")
 app.add_typer(chaos_cli.app, name="chaos")
 fleet_cli.register(app)
 demo_cli.register(app)
+report_cli.register(app)
 
 
 def main(argv: list[str] | None = None) -> None:

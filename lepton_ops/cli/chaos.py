@@ -89,7 +89,7 @@ def status_command(
 @with_settings
 def campaign_command(
     cfg: Settings,
-    runs: Annotated[int, typer.Option("--runs", min=1, max=500, help="Faults to inject.")] = 32,
+    runs: Annotated[int, typer.Option("--runs", min=1, max=500, help="Faults to inject.")] = 40,
     interval: Annotated[
         str, typer.Option("--interval", help="Telemetry sampling interval.")
     ] = "4s",

@@ -27,6 +27,7 @@ from lepton_ops.deploy.token import token_path
 from lepton_ops.errors import BadInput, OperationFailed
 from lepton_ops.inventory import load_fleet
 from lepton_ops.inventory.fleet import AGGREGATOR_GROUP
+from lepton_ops.jobs.history import JobHistory, inventory_plans
 from lepton_ops.jobs.kinds import MAX_ARTIFACT_BYTES, JobKind, artifact_digest, get_kind
 from lepton_ops.services.auth import read_token_file
 
@@ -71,9 +72,12 @@ class AggregatorClient:
         timeout: float = DEFAULT_TIMEOUT_S,
         *,
         token_file: Path | None = None,
+        history: JobHistory | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.token_file = token_file
+        #: Where :func:`outcome` records the jobs seen finishing (None: nowhere).
+        self.history = history
         self.timeout = timeout
         self._http = httpx.Client(
             base_url=self.base_url,
@@ -210,12 +214,16 @@ def connect(
     timeout: float = DEFAULT_TIMEOUT_S,
 ) -> AggregatorClient:
     """A client for the fleet's aggregator: ``$LEPTON_OPS_AGGREGATOR_URL`` if set, else the
-    inventory's (``inventory`` is only called then), with the controller's token."""
+    inventory's (``inventory`` is only called then), with the controller's token.
+
+    The jobs it sees finish are recorded in the controller's job history (their plan made
+    over the inventory, when there is one: see :mod:`lepton_ops.jobs.history`)."""
     url = os.environ.get(AGGREGATOR_URL_ENV) or aggregator_url(inventory())
     path = token_path(state_dir)
     if not path.exists():
         raise BadInput(f"no service token at {path}: deploy first (lepton-ops deploy)")
-    return AggregatorClient(url, read_token_file(path), timeout, token_file=path)
+    history = JobHistory(state_dir, inventory_plans(inventory))
+    return AggregatorClient(url, read_token_file(path), timeout, token_file=path, history=history)
 
 
 # --------------------------------------------------------------------------- job options
@@ -368,7 +376,14 @@ class Outcome:
 
 
 def outcome(client: AggregatorClient, status: dict[str, Any]) -> Outcome:
-    """The outcome of a finished job (fetches the result when it succeeded)."""
+    """The outcome of a finished job (fetches the result when it succeeded).
+
+    Every way of running a job ends here, so this is where the job is written to the
+    client's job history (best-effort: a store error is a warning, never the job's).
+    """
+    history = getattr(client, "history", None)
+    if history is not None:
+        history.record(status)
     if status.get("status") == "succeeded":
         return Outcome(status, client.result(str(status["job_id"])))
     return Outcome(status, None)

@@ -32,6 +32,7 @@ from lepton_ops.deploy.token import token_path
 from lepton_ops.errors import BadInput, LeptonError, OperationFailed
 from lepton_ops.jobs import client as jobs
 from lepton_ops.jobs.fleet import plan_inventory
+from lepton_ops.jobs.history import JobHistory
 from lepton_ops.jobs.kinds import get_kind
 from lepton_ops.jobs.planner import Strategy, parse_strategy
 from lepton_ops.services.auth import read_token_file
@@ -189,9 +190,14 @@ def service_token_file(state_dir: Path) -> Path:
 def open_client(
     state_dir: Path, url: str, timeout_s: float = jobs.DEFAULT_TIMEOUT_S
 ) -> jobs.AggregatorClient:
-    """A client for the aggregator at ``url`` with the token kept in ``state_dir``."""
+    """A client for the aggregator at ``url`` with the token kept in ``state_dir``.
+
+    The jobs it sees finish go to the job history in ``state_dir``, without their plan's
+    weights (this process cannot read the inventory: see the module's doc)."""
     path = service_token_file(state_dir)
-    return jobs.AggregatorClient(url, read_token_file(path), timeout_s, token_file=path)
+    return jobs.AggregatorClient(
+        url, read_token_file(path), timeout_s, token_file=path, history=JobHistory(state_dir)
+    )
 
 
 def wait_for_outcome(

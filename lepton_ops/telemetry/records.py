@@ -126,3 +126,98 @@ class FaultRecord:
             "outcome": self.outcome,
             "detail": self.detail,
         }
+
+
+@dataclass(frozen=True)
+class JobRunNode:
+    """One node's part of a finished job: what the plan gave it and what it ran."""
+
+    node: str
+    #: ``lepton_weight`` in the plan; None when the controller could not see the plan
+    weight: int | None
+    #: ``L_i = W_i / sum(W)``; None with the weight
+    load_share: float | None
+    #: tasks the plan gave the node; None with the weight
+    planned_tasks: int | None
+    #: tasks of the shards whose accepted result came from this node (stolen ones included)
+    executed_tasks: int
+    shards: int
+    #: seconds the node spent on its accepted shards (as it reported them)
+    busy_s: float
+
+    @property
+    def measured_speed(self) -> float | None:
+        """Tasks per second the node ran at; None without a measured task."""
+        if self.executed_tasks <= 0 or self.busy_s <= 0:
+            return None
+        return self.executed_tasks / self.busy_s
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "node": self.node,
+            "weight": self.weight,
+            "load_share": self.load_share,
+            "planned_tasks": self.planned_tasks,
+            "executed_tasks": self.executed_tasks,
+            "shards": self.shards,
+            "busy_s": self.busy_s,
+            "measured_speed": self.measured_speed,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> JobRunNode:
+        def optional(key: str, kind: type[int] | type[float]) -> Any:
+            value = data.get(key)
+            return None if value is None else kind(value)
+
+        return cls(
+            node=str(data["node"]),
+            weight=optional("weight", int),
+            load_share=optional("load_share", float),
+            planned_tasks=optional("planned_tasks", int),
+            executed_tasks=int(data.get("executed_tasks") or 0),
+            shards=int(data.get("shards") or 0),
+            busy_s=float(data.get("busy_s") or 0.0),
+        )
+
+
+@dataclass(frozen=True)
+class JobRunRecord:
+    """A job the controller saw finish: the report's load data.
+
+    Named apart from :class:`lepton_ops.services.job_store.JobRecord`, the aggregator's
+    own (running) job.
+    """
+
+    job_id: str
+    kind: str
+    strategy: str
+    tasks: int
+    #: ``succeeded`` or ``failed``
+    status: str
+    submitted_at: float | None
+    finished_at: float
+    #: the aggregator's wall time from submission to the last result
+    makespan_s: float | None
+    #: the plan's makespan at the measured speeds (see :mod:`lepton_ops.jobs.history`)
+    predicted_makespan_s: float | None
+    #: how ``predicted_makespan_s`` was computed, or why there is none
+    predicted_from: str
+    nodes: tuple[JobRunNode, ...]
+    recorded_at: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "job_id": self.job_id,
+            "kind": self.kind,
+            "strategy": self.strategy,
+            "tasks": self.tasks,
+            "status": self.status,
+            "submitted_at": self.submitted_at,
+            "finished_at": self.finished_at,
+            "makespan_s": self.makespan_s,
+            "predicted_makespan_s": self.predicted_makespan_s,
+            "predicted_from": self.predicted_from,
+            "nodes": [node.to_dict() for node in self.nodes],
+            "recorded_at": self.recorded_at,
+        }

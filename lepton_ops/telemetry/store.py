@@ -16,6 +16,7 @@ buy nothing it asks for.
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import threading
 import time
@@ -35,6 +36,8 @@ from lepton_ops.telemetry.records import (
     FaultOutcome,
     FaultRecord,
     IncidentRecord,
+    JobRunNode,
+    JobRunRecord,
     LatestSample,
     PruneCounts,
     Series,
@@ -272,6 +275,7 @@ class TelemetryStore:
             incidents = db.execute("DELETE FROM incidents WHERE ts < ?", (cutoff,)).rowcount
             # A fault is a label: kept while it runs, pruned with the rest once it ended.
             db.execute("DELETE FROM faults WHERE ended_at IS NOT NULL AND ended_at < ?", (cutoff,))
+            db.execute("DELETE FROM jobs WHERE finished_at < ?", (cutoff,))
             collections = db.execute(
                 "DELETE FROM collections WHERE finished_at < ?", (cutoff,)
             ).rowcount
@@ -436,6 +440,72 @@ class TelemetryStore:
             rows = self._db.execute(f"{_SELECT_FAULT} {where} ORDER BY started_at, id", params)
             return [_fault(row) for row in rows]
 
+    # ------------------------------------------------------------------ jobs
+
+    def record_job(self, job: JobRunRecord) -> None:
+        """Store a finished job; a job already stored under its id is replaced.
+
+        ``lepton-ops job result`` or ``job watch`` may see the same job again: its row
+        is then rewritten, never doubled.
+        """
+        nodes = json.dumps([node.to_dict() for node in job.nodes], sort_keys=True)
+        with self._transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO jobs (id, kind, strategy, tasks, status, submitted_at, "
+                "finished_at, makespan_s, predicted_makespan_s, predicted_from, nodes, "
+                "recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    job.job_id, job.kind, job.strategy, job.tasks, job.status,
+                    job.submitted_at, job.finished_at, job.makespan_s,
+                    job.predicted_makespan_s, job.predicted_from, nodes, job.recorded_at,
+                ),
+            )  # fmt: skip
+
+    def jobs(self, since: float | None = None, until: float | None = None) -> list[JobRunRecord]:
+        """Jobs that finished in ``[since, until]``, oldest first."""
+        where, params = _where(("finished_at >= ?", since), ("finished_at <= ?", until))
+        with self._lock:
+            rows = self._db.execute(f"{_SELECT_JOB} {where} ORDER BY finished_at, id", params)
+            return [_job(row) for row in rows]
+
+    # ------------------------------------------------------------------ other tables
+
+    def has_table(self, name: str) -> bool:
+        """Whether the file holds a table ``name`` (one a later schema version may add)."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)
+            ).fetchone()
+        return row is not None
+
+    def table_rows(
+        self, name: str, *, order_by: str | None = None, since: float | None = None
+    ) -> list[dict[str, Any]]:
+        """Every row of table ``name`` as ``{column: value}`` (``[]`` if there is no such table).
+
+        For readers of tables this version does not define itself (the report reads the
+        remediation audit this way). With ``order_by`` (a column), rows are sorted by it and
+        ``since`` keeps those at or after it. Names are checked against the file's schema,
+        never pasted in unchecked.
+        """
+        if not _IDENTIFIER.fullmatch(name):
+            raise BadInput(f"not a table name: {name!r}")
+        with self._lock:
+            if not self.has_table(name):
+                return []
+            columns = [str(row[1]) for row in self._db.execute(f'PRAGMA table_info("{name}")')]
+            if order_by is not None and order_by not in columns:
+                raise BadInput(f"table {name} has no column {order_by!r}")
+            # name and order_by are identifiers checked against the file's schema above
+            sql, params = f'SELECT * FROM "{name}"', []  # noqa: S608
+            if order_by is not None:
+                if since is not None:
+                    sql += f' WHERE "{order_by}" >= ?'
+                    params.append(since)
+                sql += f' ORDER BY "{order_by}"'
+            rows = self._db.execute(sql, params).fetchall()
+        return [dict(zip(columns, row, strict=True)) for row in rows]
+
     # ------------------------------------------------------------------ exports
 
     def export_csv(
@@ -552,6 +622,32 @@ _SELECT_COLLECTION = (
     "SELECT id, started_at, finished_at, source, nodes_ok, nodes_failed, samples, incidents "
     "FROM collections"
 )
+
+
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_SELECT_JOB = (
+    "SELECT id, kind, strategy, tasks, status, submitted_at, finished_at, makespan_s, "
+    "predicted_makespan_s, predicted_from, nodes, recorded_at FROM jobs"
+)
+
+
+def _job(row: tuple[Any, ...]) -> JobRunRecord:
+    (job_id, kind, strategy, tasks, status, submitted, finished, makespan, predicted, basis,
+     nodes, recorded) = row  # fmt: skip
+    return JobRunRecord(
+        job_id=str(job_id),
+        kind=str(kind),
+        strategy=str(strategy),
+        tasks=int(tasks),
+        status=str(status),
+        submitted_at=None if submitted is None else float(submitted),
+        finished_at=float(finished),
+        makespan_s=None if makespan is None else float(makespan),
+        predicted_makespan_s=None if predicted is None else float(predicted),
+        predicted_from=str(basis),
+        nodes=tuple(JobRunNode.from_dict(node) for node in json.loads(nodes)),
+        recorded_at=float(recorded),
+    )
 
 
 def _fault(row: tuple[Any, ...]) -> FaultRecord:

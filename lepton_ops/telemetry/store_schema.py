@@ -24,6 +24,13 @@
   the fault and its parameters, the campaign it belongs to, when it started, the moment
   the node actually failed (``failed_at``, NULL if it never did) and how (``failure``),
   when it ended and how (``outcome``). These are the predictor's labels.
+- ``jobs`` (version 3): the jobs the controller saw finish (``lepton-ops job run``, the
+  ``lepton.ops.job`` module), one row per job id (seeing it again replaces the row) - kind,
+  strategy, task count, status, when it was submitted and finished, its measured and
+  predicted makespan and, per node (``nodes``, JSON), weight, load share, planned and
+  executed tasks, busy seconds and measured speed. The report's load section reads it: the
+  aggregator keeps its own jobs, but it may be redeployed, and the controller's history is
+  what ``lepton-ops report`` reads offline.
 - ``points`` (a view): samples with their node name, metric and labels, for reading the
   file with the ``sqlite3`` shell.
 
@@ -107,7 +114,25 @@ CREATE INDEX faults_node_started ON faults (node, started_at);
 CREATE INDEX faults_started ON faults (started_at)
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2)
+_V3 = """
+CREATE TABLE jobs (
+    id                   TEXT PRIMARY KEY,
+    kind                 TEXT NOT NULL,
+    strategy             TEXT NOT NULL,
+    tasks                INTEGER NOT NULL,
+    status               TEXT NOT NULL,
+    submitted_at         REAL,
+    finished_at          REAL NOT NULL,
+    makespan_s           REAL,
+    predicted_makespan_s REAL,
+    predicted_from       TEXT NOT NULL DEFAULT '',
+    nodes                TEXT NOT NULL,
+    recorded_at          REAL NOT NULL
+);
+CREATE INDEX jobs_finished ON jobs (finished_at)
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

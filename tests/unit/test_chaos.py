@@ -50,9 +50,9 @@ def test_specs_fill_in_defaults_and_refuse_what_does_not_apply() -> None:
 
 
 def test_the_schedule_puts_progressive_faults_on_two_nodes_of_every_round() -> None:
-    nodes = ["node1", "node2", "node3", "node4"]
-    rounds = schedule(32, nodes, random.Random(1))
-    assert sum(len(plan) for plan in rounds) == 32 and len(rounds) == 8
+    nodes = ["node1", "node2", "node3", "node4", "node5"]
+    rounds = schedule(40, nodes, random.Random(1))
+    assert sum(len(plan) for plan in rounds) == 40 and len(rounds) == 8
     for plan in rounds:
         kinds = [spec.kind for spec in plan.values()]
         assert sum(kind in PROGRESSIVE for kind in kinds) == 2

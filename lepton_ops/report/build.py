@@ -1,0 +1,132 @@
+"""Reading the store (and the optional sources) into a :class:`~lepton_ops.report.model.Report`.
+
+One read per kind of row over the window ``[since, until]``: the reachability and health
+series (stability and the health line), the failure incidents, the faults, the memory
+and disk series (charts), the job history, the remediation audit. Everything else is
+computed by the pure functions of the sections' modules.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from pathlib import Path
+
+from lepton_ops.errors import BadInput
+from lepton_ops.report.load import load_section
+from lepton_ops.report.model import Report
+from lepton_ops.report.sources import (
+    PredictionSection,
+    prediction_section,
+    remediation_section,
+)
+from lepton_ops.report.stability import (
+    FAILURE_INCIDENTS,
+    HEALTHY,
+    HOUR_S,
+    MAX_GAP_S,
+    REACHABLE,
+    fleet_stability,
+    histories,
+    node_stability,
+    observations,
+)
+from lepton_ops.report.timeline import DISK, MEMORY, timelines
+from lepton_ops.telemetry.store import TelemetryStore
+
+
+def build_report(
+    store: TelemetryStore,
+    state_dir: Path,
+    *,
+    since: float,
+    until: float | None = None,
+    horizon_s: float = HOUR_S,
+    max_gap_s: float = MAX_GAP_S,
+    prediction: PredictionSection | None = None,
+) -> Report:
+    """The report of ``[since, until]`` (``until``: now); BadInput for a bad window.
+
+    ``prediction`` replaces asking the predictor (tests; a caller that has it already).
+    """
+    now = time.time()
+    until = now if until is None else float(until)
+    _check(since, until, horizon_s, max_gap_s)
+    reachable = store.series(metric=REACHABLE, since=since, until=until)
+    healthy = store.series(metric=HEALTHY, since=since, until=until)
+    observed = observations(reachable, healthy)
+    incidents = [
+        incident
+        for incident in store.incidents(since=since, until=until)
+        if incident.kind in FAILURE_INCIDENTS
+    ]
+    faults = [
+        fault
+        for fault in store.faults(until=until)
+        if fault.ended_at is None or fault.ended_at >= since
+    ]
+    by_node = histories(observed, incidents, faults, since, until)
+    nodes = tuple(sorted(by_node, key=natural_key))
+    per_node = tuple(
+        node_stability(by_node[node], max_gap_s=max_gap_s, horizon_s=horizon_s) for node in nodes
+    )
+    fleet = fleet_stability(per_node, horizon_s=horizon_s)
+    memory = store.series(metric=MEMORY, since=since, until=until)
+    disk = store.series(metric=DISK, since=since, until=until)
+    load = load_section(store.jobs(since=since, until=until))
+    remediation = remediation_section(store, since, until)
+    predicted = prediction if prediction is not None else prediction_section(state_dir)
+    missing = []
+    if not reachable:
+        missing.append(
+            "no telemetry in the window: collect some with 'lepton-ops telemetry collect' "
+            "(or 'telemetry pull')"
+        )
+    missing.extend(
+        message
+        for message in (
+            load.message,
+            remediation.message,
+            predicted.risk_message,
+            predicted.alarm_message,
+        )
+        if message
+    )
+    return Report(
+        generated_at=now,
+        since=since,
+        until=until,
+        horizon_s=horizon_s,
+        max_gap_s=max_gap_s,
+        store=str(store.path),
+        nodes=nodes,
+        stability=per_node,
+        fleet=fleet,
+        load=load,
+        prediction=predicted,
+        remediation=remediation,
+        faults=tuple(fault for fault in faults if fault.node in by_node),
+        incidents=tuple(incidents),
+        timelines=timelines(nodes, memory, disk, observed, since, until),
+        missing=tuple(missing),
+    )
+
+
+def _check(since: float, until: float, horizon_s: float, max_gap_s: float) -> None:
+    for name, value in (("since", since), ("until", until)):
+        if not math.isfinite(value):
+            raise BadInput(f"the report's {name} must be a time, got {value!r}")
+    if since >= until:
+        raise BadInput("the report's window must start before it ends")
+    if not (math.isfinite(horizon_s) and horizon_s > 0):
+        raise BadInput(f"the horizon must be more than 0 seconds, got {horizon_s!r}")
+    if not (math.isfinite(max_gap_s) and max_gap_s > 0):
+        raise BadInput(f"the longest observed gap must be more than 0 seconds, got {max_gap_s!r}")
+
+
+def natural_key(name: str) -> tuple[tuple[int, int | str], ...]:
+    """node2 before node10."""
+    return tuple(
+        (0, int(part)) if part.isdigit() else (1, part) for part in re.split(r"(\d+)", name)
+    )
