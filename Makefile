@@ -19,8 +19,9 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml
 
 install: $(VENV)/.installed
 
-# openssh-server (ssh-mode lab), iptables (cutting a node off) and chromium (the report's
-# headless-browser test); only root can install them.
+# openssh-server (ssh-mode lab), iptables (cutting a node off), chromium (the report's
+# headless-browser test) and a Java 17 runtime (ansible-rulebook, for the Event-Driven
+# Ansible test); only root can install them.
 system-deps:
 	@if [ "$$(id -u)" = 0 ] && { [ ! -x /usr/sbin/sshd ] || [ ! -x /usr/sbin/iptables ]; }; then \
 	  echo "installing openssh-server and iptables (Debian packages)"; \
@@ -34,6 +35,12 @@ system-deps:
 	  export DEBIAN_FRONTEND=noninteractive; \
 	  apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium >/dev/null \
 	    || { echo "could not install chromium with apt-get" >&2; exit 1; }; \
+	fi
+	@if [ "$$(id -u)" = 0 ] && ! command -v java >/dev/null; then \
+	  echo "installing a Java 17 runtime for ansible-rulebook (Debian package openjdk-17-jre-headless)"; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get update -qq && apt-get install -y -qq --no-install-recommends openjdk-17-jre-headless >/dev/null \
+	    || { echo "could not install openjdk-17-jre-headless with apt-get" >&2; exit 1; }; \
 	fi
 
 # Quick start 1: install, then run the main job on the embedded lab.

@@ -12,6 +12,9 @@ from lepton_ops.cli import demo as demo_cli
 from lepton_ops.cli import fleet as fleet_cli
 from lepton_ops.cli import job as job_cli
 from lepton_ops.cli import lab as lab_cli
+from lepton_ops.cli import model as model_cli
+from lepton_ops.cli import predict as predict_cli
+from lepton_ops.cli import remediate as remediate_cli
 from lepton_ops.cli import report as report_cli
 from lepton_ops.cli import telemetry as telemetry_cli
 from lepton_ops.cli.options import (
@@ -57,10 +60,13 @@ def _root(
 app.add_typer(lab_cli.app, name="lab")
 app.add_typer(job_cli.app, name="job")
 app.add_typer(telemetry_cli.app, name="telemetry")
+app.add_typer(model_cli.app, name="model")
 app.add_typer(chaos_cli.app, name="chaos")
 fleet_cli.register(app)
 demo_cli.register(app)
 report_cli.register(app)
+remediate_cli.register(app)
+predict_cli.register(app)
 
 
 def main(argv: list[str] | None = None) -> None:

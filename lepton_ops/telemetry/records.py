@@ -221,3 +221,39 @@ class JobRunRecord:
             "nodes": [node.to_dict() for node in self.nodes],
             "recorded_at": self.recorded_at,
         }
+
+
+@dataclass(frozen=True)
+class RemediationRecord:
+    """One remediation action in the audit log."""
+
+    id: int
+    node: str
+    #: a :class:`~lepton_ops.remediate.ladder.Action` value (or ``uncordon``)
+    action: str
+    #: who or what asked for it: ``cli:<user>``, ``schedule``, ``watch``, ``playbook``...
+    trigger: str
+    reason: str
+    started_at: float
+    #: None while it is in progress
+    finished_at: float | None
+    #: ``verified``, ``unverified``, ``failed``, ``cordoned``...; None while in progress
+    outcome: str | None
+    before: dict[str, Any]
+    after: dict[str, Any] | None
+    detail: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "node": self.node,
+            "action": self.action,
+            "trigger": self.trigger,
+            "reason": self.reason,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "outcome": self.outcome,
+            "before": self.before,
+            "after": self.after,
+            "detail": self.detail,
+        }

@@ -31,6 +31,9 @@
   executed tasks, busy seconds and measured speed. The report's load section reads it: the
   aggregator keeps its own jobs, but it may be redeployed, and the controller's history is
   what ``lepton-ops report`` reads offline.
+- ``remediations`` (version 4): the remediation audit log - one row per action on a
+  node: the action, who or what triggered it, why, when it started and finished, its
+  outcome, and the evidence before and after (JSON: risk, top features, health).
 - ``points`` (a view): samples with their node name, metric and labels, for reading the
   file with the ``sqlite3`` shell.
 
@@ -132,7 +135,25 @@ CREATE TABLE jobs (
 CREATE INDEX jobs_finished ON jobs (finished_at)
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3)
+_V4 = """
+CREATE TABLE remediations (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    node        TEXT NOT NULL,
+    action      TEXT NOT NULL,
+    trigger     TEXT NOT NULL,
+    reason      TEXT NOT NULL,
+    started_at  REAL NOT NULL,
+    finished_at REAL,
+    outcome     TEXT,
+    before      TEXT NOT NULL,
+    after       TEXT,
+    detail      TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX remediations_node_started ON remediations (node, started_at);
+CREATE INDEX remediations_started ON remediations (started_at)
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -54,7 +54,7 @@ def record_minutes(store: TelemetryStore, minutes: int, nodes: int = 3) -> None:
 def test_a_new_store_is_wal_at_the_current_schema_version(tmp_path: Path) -> None:
     path = store_path(tmp_path)
     with TelemetryStore(path) as store:
-        assert store.schema_version == store_schema.SCHEMA_VERSION == 3
+        assert store.schema_version == store_schema.SCHEMA_VERSION == 4
     assert path == tmp_path / "telemetry" / "telemetry.sqlite3" and path.is_file()
     db = sqlite3.connect(path)
     assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
@@ -67,7 +67,7 @@ def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
     TelemetryStore(path).close()
     with sqlite3.connect(path) as db:
         db.execute("PRAGMA user_version = 9")
-    with pytest.raises(OperationFailed, match=r"schema version 9; this lepton-ops knows up to 3"):
+    with pytest.raises(OperationFailed, match=r"schema version 9; this lepton-ops knows up to 4"):
         TelemetryStore(path)
 
 
@@ -80,7 +80,7 @@ def test_an_older_schema_is_migrated_on_open_keeping_its_data(
     step = "ALTER TABLE collections ADD COLUMN note TEXT; CREATE INDEX by_labels ON series (labels)"
     monkeypatch.setattr(store_schema, "MIGRATIONS", (*store_schema.MIGRATIONS, step))
     with TelemetryStore(path) as store:
-        assert store.schema_version == 4
+        assert store.schema_version == 5
         assert len(store.collections()) == 2
         assert len(store.series(node="node001")) == PER_NODE
         store.record_collection(fleet(3, T0 + 600), "pull")
@@ -96,11 +96,11 @@ def test_a_failed_migration_changes_nothing(
         record_minutes(store, 1)
     step = "ALTER TABLE collections ADD COLUMN note TEXT; CREATE TABLE series (x)"
     monkeypatch.setattr(store_schema, "MIGRATIONS", (*store_schema.MIGRATIONS, step))
-    with pytest.raises(OperationFailed, match="migrating schema version 3 to 4 failed"):
+    with pytest.raises(OperationFailed, match="migrating schema version 4 to 5 failed"):
         TelemetryStore(path)
     monkeypatch.undo()
     with TelemetryStore(path) as store:
-        assert store.schema_version == 3
+        assert store.schema_version == 4
         assert len(store.collections()) == 1
     db = sqlite3.connect(path)
     assert "note" not in {row[1] for row in db.execute("PRAGMA table_info(collections)")}
@@ -116,10 +116,32 @@ def test_a_version_1_store_gains_the_faults_table_keeping_its_samples(
         assert store.schema_version == 1
     monkeypatch.undo()
     with TelemetryStore(path) as store:
-        assert store.schema_version == 3
+        assert store.schema_version == 4
         assert len(store.collections()) == 2
         assert store.faults() == []
         assert store.jobs() == []
+
+
+def test_a_remediation_is_audited_from_start_to_outcome(tmp_path: Path) -> None:
+    with TelemetryStore(store_path(tmp_path)) as store:
+        first = store.start_remediation(
+            "node2", "restart", trigger="cli:root", reason="risk 0.91",
+            before={"probability": 0.91}, started_at=T0,
+        )  # fmt: skip
+        other = store.start_remediation(
+            "node3", "drain", trigger="schedule", reason="failing", before={}, started_at=T0 + 5
+        )
+        assert store.finish_remediation(first, "verified", after={"healthy": True},
+                                        detail="ok", finished_at=T0 + 4)  # fmt: skip
+        assert not store.finish_remediation(first, "failed", after={})
+        done, running = store.remediations()
+        assert (done.id, done.outcome, done.after, done.finished_at) == (
+            first, "verified", {"healthy": True}, T0 + 4)  # fmt: skip
+        assert done.before == {"probability": 0.91} and done.trigger == "cli:root"
+        assert running.id == other and running.finished_at is None and running.after is None
+        assert [r.id for r in store.remediations(node="node3")] == [other]
+        assert store.remediations(since=T0 + 1) == [running]
+        assert store.has_table("remediations")
 
 
 def test_a_fault_is_recorded_from_start_through_failure_to_end(tmp_path: Path) -> None:

@@ -262,7 +262,7 @@ class Runner:
 
     def run_cpuhog(self):
         hogs = []
-        for dummy in range(int(self.spec['params'].get('processes', 1))):
+        for _unused in range(int(self.spec['params'].get('processes', 1))):
             pid = os.fork()
             if pid == 0:
                 signal.signal(signal.SIGTERM, signal.SIG_DFL)

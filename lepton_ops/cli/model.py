@@ -1,0 +1,156 @@
+"""``lepton-ops model``: the failure predictor's models, and scoring a metric's history."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, TextIO
+
+import typer
+from rich.table import Table
+
+from lepton_ops.cli import model_train
+from lepton_ops.cli.options import with_settings
+from lepton_ops.cli.render import console, print_json
+from lepton_ops.errors import BadInput
+from lepton_ops.settings import Settings
+
+if TYPE_CHECKING:
+    from lepton_ops.predict.score_csv import CsvScoreSummary
+
+app = typer.Typer(
+    help="The failure predictor: its models, and anomaly scores for a metric's history.",
+    no_args_is_help=True,
+)
+
+
+_SCORE_CSV_HELP = """Write FILE's rows back with an anomaly_score in [0, 1] (CSV).
+
+FILE holds one metric's time series (a timestamp,value CSV, as exported
+from Prometheus or CloudWatch), or many: 'lepton-ops telemetry export
+--format csv' is scored per node, metric and labels. No labels needed;
+the score is causal: a row's score uses only that row and the rows before
+it in time. Robust detectors (regime level, local median, jump, CUSUM
+shift, volatility, stuck value, daily/weekly season) are each calibrated
+against the series' own history: about 1 row in 10^(5 s) of a clean
+series scores above s. The first 64 rows of a series score 0 (warm-up);
+a row without a numeric value gets an empty score.
+
+Timestamps: ISO 8601 or Unix seconds (milliseconds when that large).
+The output keeps the input's rows and their order, plus anomaly_score;
+--output writes it atomically, otherwise it goes to stdout. --json
+prints a summary instead (rows, series, max score, rows >= 0.5 and
+>= 0.9, the top rows) and needs --output.
+"""
+
+
+@app.command("score-csv", help=_SCORE_CSV_HELP)
+@with_settings
+def score_csv_command(
+    cfg: Settings,
+    file: Annotated[
+        Path, typer.Argument(help="The CSV to score (with a header row).", show_default=False)
+    ],
+    timestamp_column: Annotated[
+        str | None,
+        typer.Option(
+            "--timestamp-column",
+            help="Timestamp column. Default: timestamp, ts, time, date or datetime, else the "
+            "first column of a two-column file.",
+            show_default=False,
+        ),
+    ] = None,
+    value_column: Annotated[
+        str | None,
+        typer.Option(
+            "--value-column",
+            help="Value column. Default: value, else the other column of a two-column file.",
+            show_default=False,
+        ),
+    ] = None,
+    series_columns: Annotated[
+        str | None,
+        typer.Option(
+            "--series-columns",
+            help="Comma-separated columns that name a series, each scored on its own; '' for "
+            "one series. Default: those of node, host, instance, metric, __name__, labels, "
+            "series in the header.",
+            show_default=False,
+        ),
+    ] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output",
+            "-o",
+            help="Write the scored CSV here (default: stdout).",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    # Imported here: numpy stays out of the CLI's start-up for the other commands.
+    from lepton_ops.predict.score_csv import atomic_output, score_csv
+
+    if cfg.json and output is None:
+        raise BadInput("--json prints a summary on stdout: give --output FILE for the scored CSV")
+    columns = None
+    if series_columns is not None:
+        columns = [name.strip() for name in series_columns.split(",") if name.strip()]
+
+    def run(stream: TextIO) -> CsvScoreSummary:
+        return score_csv(
+            file,
+            stream,
+            timestamp_column=timestamp_column,
+            value_column=value_column,
+            series_columns=columns,
+        )
+
+    if output is None:
+        try:
+            summary = run(sys.stdout)
+            sys.stdout.flush()
+        except BrokenPipeError:  # '| head': the reader has what it wanted
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            raise typer.Exit(0) from None
+    else:
+        if output.expanduser().resolve() == file.expanduser().resolve():
+            raise BadInput(f"--output {output} is the input file: write the scores elsewhere")
+        with atomic_output(output) as stream:
+            summary = run(stream)
+    if summary.unordered_series:
+        sys.stderr.write(
+            f"lepton-ops: warning: {summary.unordered_series} series were not in time order "
+            "in the file: scored in time order, written in the file's order\n"
+        )
+    if cfg.json:
+        print_json({**summary.to_dict(), "output": str(output)})
+        return
+    if output is None:
+        return
+    max_score = "-" if summary.max_score is None else f"{summary.max_score:.3f}"
+    console.print(
+        f"scored {summary.scored} of {summary.rows} rows in {summary.series} series "
+        f"({summary.missing} without a value) into {output}: max {max_score}, "
+        f"{summary.above_0_5} rows >= 0.5, {summary.above_0_9} rows >= 0.9",
+        highlight=False,
+    )
+    if summary.top and summary.max_score:
+        table = Table(title="highest scores", title_justify="left")
+        for column in ("line", "time (UTC)", "series", "value", "score"):
+            table.add_column(column, justify="right" if column != "series" else "left")
+        for row in summary.top:
+            table.add_row(
+                str(row.line),
+                row.timestamp,
+                row.series or "-",
+                f"{row.value:.6g}",
+                f"{row.score:.3f}",
+            )
+        console.print(table)
+
+
+# train, evaluate, show: the failure predictor's own model (lepton_ops/cli/model_train.py)
+model_train.register(app)
