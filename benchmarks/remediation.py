@@ -4,7 +4,8 @@ Runs on a lab that is up, deployed and has a trained model (``--state-dir``; ssh
 as root: diskfill needs the node's size-limited data dir):
 
 - ``progressive``: ``--runs`` faults, memleak and diskfill in turn, on the worker-only
-  nodes in turn, at rates drawn as the chaos campaign draws them, while the watch loop
+  nodes in turn (each run its own incident: the policy's escalation window is 30 s), at
+  rates drawn as the chaos campaign draws them, while the watch loop
   (``lepton_ops.remediate.loop.cycle`` every ``--interval`` seconds: collect, predict,
   remediate) runs. A run counts as *before the failure* when the fault's record ends
   ``remediated`` (a restart killed the leak or the runaway writer before the memory
@@ -37,6 +38,7 @@ from lepton_ops.errors import LeptonError
 from lepton_ops.lab import LAB_NODES, Lab
 from lepton_ops.remediate.loop import cycle
 from lepton_ops.remediate.policy import PolicyConfig
+from lepton_ops.remediate.run import uncordon
 
 WORKERS = [node.name for node in LAB_NODES if not node.is_aggregator]
 ADDRESS = {node.name: node.address for node in LAB_NODES}
@@ -58,7 +60,15 @@ def progressive_runs(state_dir: Path, runs: int, interval_s: float, seed: int) -
     lab = Lab(state_dir)
     chaos = Chaos(state_dir)
     rng = random.Random(seed)
-    config = PolicyConfig(risk_threshold=0.5, cooldown_s=0, max_concurrent=1)
+    # Each run is its own incident: the escalation window is shorter than the time between
+    # two runs on one node, so the ladder starts at a restart every time (with the default
+    # 15-minute window the third leak on a node within 15 minutes is cordoned instead,
+    # which is the policy working, not a prediction missed).
+    config = PolicyConfig(
+        risk_threshold=0.5, cooldown_s=0, max_concurrent=1, escalation_window_s=30
+    )
+    for node in WORKERS:  # cordons left by earlier runs are lifted
+        uncordon(state_dir, lab.inventory_path, node, trigger="benchmark")
     stop = threading.Event()
     errors: list[str] = []
 

@@ -3,7 +3,9 @@
 No network, no lab. Measures:
 
 - ``score_rows_per_s``: :func:`score_series` on ``--rows`` rows (five-minute samples with a
-  daily cycle and noise; best of ``--repeat``), and ``score_s`` its time;
+  daily cycle and noise; best of ``--repeat``), ``score_s`` its time and ``score_cpu_s``
+  its CPU time; ``python_loop_5m_cpu_s``, the CPU time of a fixed pure-Python loop, tells
+  how fast (or how shared) the machine was (about 0.2 s on a quiet modern core);
 - ``csv_rows_per_s``: the whole ``score_csv`` path (read, parse, score, write) on the same
   rows as a ``timestamp,value`` file with ISO timestamps, and ``csv_s``;
 - detection on synthetic labelled series, ``--seeds`` of each of 14 families modelled on
@@ -246,12 +248,24 @@ def _best_of(repeat: int, run: Callable[[], object]) -> float:
     return float(best)
 
 
+def _machine_reference() -> float:
+    """Seconds of CPU for a fixed pure-Python loop: how fast (or busy) this machine is."""
+    start = time.process_time()
+    total = 0
+    for i in range(5_000_000):
+        total += i
+    return time.process_time() - start
+
+
 def speed(rows: int, repeat: int) -> dict[str, Any]:
     rng = np.random.default_rng(0)
     t = T0 + np.arange(rows) * STEP
     x = 50 + 10 * np.sin(2 * np.pi * t / 86_400) + rng.normal(0, 2, rows)
     x[rows // 2] += 40
     score_s = _best_of(repeat, lambda: score_series(t, x))
+    cpu_start = time.process_time()
+    score_series(t, x)
+    score_cpu_s = time.process_time() - cpu_start
     with tempfile.TemporaryDirectory(prefix="score-csv-bench-") as directory:
         path = Path(directory) / "series.csv"
         with path.open("w", encoding="utf-8") as stream:
@@ -264,6 +278,7 @@ def speed(rows: int, repeat: int) -> dict[str, Any]:
         "rows": rows,
         "score_s": round(score_s, 3),
         "score_rows_per_s": round(rows / score_s),
+        "score_cpu_s": round(score_cpu_s, 3),
         "csv_s": round(csv_s, 3),
         "csv_rows_per_s": round(rows / csv_s),
     }
@@ -278,7 +293,8 @@ def main() -> None:
     args = parser.parse_args()
 
     log(f"speed: {args.rows} rows, best of {args.repeat}")
-    result: dict[str, Any] = speed(args.rows, args.repeat)
+    result: dict[str, Any] = {"python_loop_5m_cpu_s": round(_machine_reference(), 3)}
+    result.update(speed(args.rows, args.repeat))
     for strength in (float(text) for text in args.strengths.split(",")):
         log(f"detection: {args.seeds} seeds x 14 series, strength {strength}")
         scored = []

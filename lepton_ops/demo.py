@@ -1,7 +1,15 @@
 """The guided tour on the embedded lab: every step of the loop, timed, with its outcome.
 
-Today it covers lab -> provision -> status; later steps (deploy, jobs, telemetry,
-prediction, remediation, report) join as they land.
+lab up -> provision -> deploy -> a weighted ``mean`` job (checked against numpy) ->
+telemetry -> a memory leak injected on one node -> prediction -> remediation ->
+verification -> report. Each step prints its outcome and time; the tour stops at the
+first failed step (the later ones depend on it) and the command exits non-zero then.
+
+Run again, it does the same: the lab, the wheelhouse and the services are already there
+(provision and deploy change nothing), the job and the fault are new, and the demo's
+remediation policy treats each run's fault as a new incident (its escalation window is
+shorter than a run). The prediction uses the state dir's current model, or the lab's
+starter model (shipped with lepton-ops) when none was trained yet.
 """
 
 from __future__ import annotations
@@ -12,11 +20,29 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from rich.console import Console
 
+from lepton_ops.chaos import Chaos, FaultKind, FaultSpec
+from lepton_ops.chaos.faults import MiB
+from lepton_ops.deploy.deploy import deploy
 from lepton_ops.errors import LeptonError
+from lepton_ops.jobs.client import connect
+from lepton_ops.jobs.run import wait_for_outcome
 from lepton_ops.lab import Lab, LabMode
 from lepton_ops.provision.provision import provision
+from lepton_ops.remediate.policy import PolicyConfig
+from lepton_ops.remediate.run import node_health, remediate_once
+from lepton_ops.telemetry.collect import collect
+from lepton_ops.telemetry.store import TelemetryStore, store_path
+
+FAULT_NODE = "node3"
+#: Grows the worker's resident memory toward its 640 MiB budget in about a minute and a half.
+LEAK_RATE = 5 * MiB
+JOB = {"tasks": 200, "task_size": 1000, "seed": 7}
+PREDICT_TIMEOUT_S = 120.0
+SAMPLE_EVERY_S = 3.0
+REPORT_WINDOW_S = 3600.0
 
 
 @dataclass
@@ -38,13 +64,32 @@ class StepOutcome:
 @dataclass
 class DemoResult:
     steps: list[StepOutcome] = field(default_factory=list)
+    report: Path | None = None
 
     @property
     def ok(self) -> bool:
         return bool(self.steps) and all(step.ok for step in self.steps)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"ok": self.ok, "steps": [step.to_dict() for step in self.steps]}
+        return {
+            "ok": self.ok,
+            "steps": [step.to_dict() for step in self.steps],
+            "report": None if self.report is None else str(self.report),
+        }
+
+
+class _StepFailed(LeptonError):
+    pass
+
+
+def expected_mean(tasks: int, task_size: int, seed: int) -> dict[str, float]:
+    """What one process computes over the job's numbers (the job kind's seeding rule)."""
+    values = np.concatenate(
+        [np.random.default_rng([seed, i]).random(task_size) for i in range(tasks)]
+    )
+    return {"count": float(values.size), "mean": float(values.mean()),
+            "variance": float(values.var()), "min": float(values.min()),
+            "max": float(values.max())}  # fmt: skip
 
 
 def run_demo(
@@ -54,17 +99,19 @@ def run_demo(
     console: Console | None = None,
     on_step: Callable[[StepOutcome], None] | None = None,
 ) -> DemoResult:
-    """Run the tour; stop at the first failed step (later steps depend on it)."""
+    """Run the tour; stop at the first failed step."""
     lab = Lab(state_dir)
     result = DemoResult()
+    started_at = time.time()
+    memo: dict[str, Any] = {}
 
     def step(name: str, action: Callable[[], str]) -> bool:
-        started = time.monotonic()
+        began = time.monotonic()
         try:
             detail, ok = action(), True
         except LeptonError as exc:
             detail, ok = str(exc), False
-        outcome = StepOutcome(name, ok, time.monotonic() - started, detail)
+        outcome = StepOutcome(name, ok, time.monotonic() - began, detail)
         result.steps.append(outcome)
         if on_step is not None:
             on_step(outcome)
@@ -72,6 +119,9 @@ def run_demo(
 
     def lab_up() -> str:
         status = lab.up(mode)
+        down = [node.name for node in status.nodes if not node.reachable]
+        if down:
+            raise _StepFailed(f"unreachable: {', '.join(down)}")
         return f"{len(status.nodes)} nodes in {status.mode} mode, inventory {status.inventory}"
 
     def provision_fleet() -> str:
@@ -81,22 +131,140 @@ def run_demo(
             raise _StepFailed(f"provision: {summary}")
         return f"{summary}; wheelhouse {outcome.wheelhouse.id}"
 
-    def lab_status() -> str:
-        status = lab.status()
-        down = [node.name for node in status.nodes if not node.reachable]
-        if down:
-            raise _StepFailed(f"unreachable: {', '.join(down)}")
-        return f"all {len(status.nodes)} nodes reachable"
+    def deploy_services() -> str:
+        run = deploy(lab.inventory_path, state_dir, console=console)
+        summary = ", ".join(f"{n} {s}" for s, n in run.summary().items() if n)
+        if not run.succeeded:
+            raise _StepFailed(f"deploy: {summary}")
+        return f"aggregator and workers answer; {summary}"
+
+    def job() -> str:
+        with connect(state_dir, lambda: lab.inventory_path) as client:
+            job_id = client.submit(
+                "mean", {"task_size": JOB["task_size"], "seed": JOB["seed"]}, JOB["tasks"],
+                "weighted", None,
+            )  # fmt: skip
+            outcome = wait_for_outcome(client, job_id, timeout_s=300)
+        if not outcome.succeeded:
+            raise _StepFailed(f"job {job_id} did not succeed: {outcome.to_dict()}")
+        got = outcome.to_dict()["result"]
+        want = expected_mean(JOB["tasks"], JOB["task_size"], JOB["seed"])
+        same = all(got[key] == want[key] for key in ("count", "min", "max"))
+        close = all(abs(got[k] - want[k]) <= 1e-12 * abs(want[k]) for k in ("mean", "variance"))
+        exact = same and close
+        if not exact:
+            raise _StepFailed(f"the job's result {got} differs from numpy's {want}")
+        per_node = outcome.to_dict().get("per_node", {})
+        shares = ", ".join(f"{n} {v.get('tasks', 0)}" for n, v in sorted(per_node.items()))
+        return (f"mean {got['mean']:.12f} of {int(got['count'])} numbers, equal to numpy's "
+                f"(1e-12); tasks per node: {shares}")  # fmt: skip
+
+    def telemetry() -> str:
+        outcome = collect(lab.inventory_path, state_dir)
+        record = outcome.record
+        if record.nodes_ok == 0:
+            raise _StepFailed("no node answered the telemetry collection")
+        return f"{record.nodes_ok} nodes sampled, {record.samples} samples stored"
+
+    def fault() -> str:
+        from lepton_ops.predict.model_store import has_current, install_starter
+
+        if not has_current(state_dir):
+            install_starter(state_dir)
+            memo["model"] = "the lab's starter model"
+        else:
+            memo["model"] = "the state dir's current model"
+        spec = FaultSpec.of(FaultKind.MEMLEAK, duration_s=240, rate_bytes_s=LEAK_RATE)
+        (record,) = Chaos(state_dir).inject({FAULT_NODE: spec}, campaign="demo")
+        if record.outcome == "error":
+            raise _StepFailed(f"the memory leak did not start: {record.detail}")
+        memo["fault"] = record
+        return (f"memleak on {FAULT_NODE}: {LEAK_RATE // MiB} MiB/s into its worker's "
+                f"640 MiB memory budget (fault {record.id})")  # fmt: skip
+
+    def predict() -> str:
+        from lepton_ops.predict import current_risk
+
+        deadline = time.monotonic() + PREDICT_TIMEOUT_S
+        while time.monotonic() < deadline:
+            began = time.monotonic()
+            collect(lab.inventory_path, state_dir, limit=FAULT_NODE)
+            found = {p.node: p for p in current_risk(state_dir)}.get(FAULT_NODE)
+            if found is not None and found.probability is not None and found.probability >= 0.5:
+                leak = memo["fault"]
+                features = ", ".join(c.feature for c in found.top_features[:3])
+                return (f"{FAULT_NODE}: p(fail within {found.horizon_s:.0f}s) = "
+                        f"{found.probability:.2f} after {time.time() - leak.started_at:.0f}s of "
+                        f"leak ({memo['model']}); top features: {features}")  # fmt: skip
+            time.sleep(max(0.0, SAMPLE_EVERY_S - (time.monotonic() - began)))
+        raise _StepFailed(f"{FAULT_NODE} was not predicted to fail within {PREDICT_TIMEOUT_S:.0f}s")
+
+    def refresh(node: str) -> None:
+        collect(lab.inventory_path, state_dir, limit=node)
+
+    def remediate() -> str:
+        config = PolicyConfig(risk_threshold=0.5, cooldown_s=0, escalation_window_s=30)
+        done = remediate_once(
+            state_dir, lab.inventory_path, config, trigger="demo", only=[FAULT_NODE],
+            refresh=refresh,
+        )  # fmt: skip
+        if not done.results:
+            reasons = "; ".join(d.reason for d in done.plan.decisions) or "no decision"
+            raise _StepFailed(f"nothing was done: {reasons}")
+        (action,) = done.results
+        if action.outcome != "verified":
+            raise _StepFailed(f"{action.decision.action} on {FAULT_NODE}: {action.outcome}")
+        return (f"{action.decision.action} of {FAULT_NODE} ({action.decision.reason}), "
+                f"verified in {action.seconds:.1f}s; audit #{action.audit_id}")  # fmt: skip
+
+    def verify() -> str:
+        chaos = Chaos(state_dir)
+        leak = memo["fault"]
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            chaos.sync()
+            with chaos.store() as store:
+                ended = next((f for f in store.faults(active=False) if f.id == leak.id), None)
+            if ended is not None:
+                break
+            time.sleep(1)
+        else:
+            raise _StepFailed(f"the leak on {FAULT_NODE} has not ended")
+        health = node_health(state_dir, lab.inventory_path, FAULT_NODE)
+        if ended.outcome != "remediated" or not all(health.values()):
+            raise _StepFailed(f"the leak ended {ended.outcome}; health {health}")
+        assert ended.ended_at is not None
+        return (f"the leak was removed {ended.ended_at - ended.started_at:.0f}s after it began, "
+                f"before the memory budget was hit; {FAULT_NODE} healthy")  # fmt: skip
+
+    def report() -> str:
+        from lepton_ops.report.build import build_report
+        from lepton_ops.report.html import page
+
+        with TelemetryStore(store_path(state_dir)) as store:
+            built = build_report(store, state_dir, since=started_at - REPORT_WINDOW_S)
+        target = state_dir / "reports" / "demo-report.html"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        temporary = target.with_name(target.name + ".tmp")
+        temporary.write_text(page(built), encoding="utf-8")
+        temporary.replace(target)
+        result.report = target
+        return str(target)
 
     for name, action in (
         ("lab up", lab_up),
         ("provision", provision_fleet),
-        ("status", lab_status),
+        ("deploy", deploy_services),
+        ("job", job),
+        ("telemetry", telemetry),
+        ("fault", fault),
+        ("prediction", predict),
+        ("remediation", remediate),
+        ("verification", verify),
+        ("report", report),
     ):
         if not step(name, action):
+            if "fault" in memo:
+                Chaos(state_dir).stop([FAULT_NODE])
             break
     return result
-
-
-class _StepFailed(LeptonError):
-    pass

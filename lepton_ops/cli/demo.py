@@ -25,14 +25,16 @@ def demo_command(
         typer.Option("--mode", help="Lab mode. Default: ssh when root, local otherwise."),
     ] = None,
 ) -> None:
-    """Run the tour on the embedded lab: lab up, provision, status."""
+    """The whole loop on the embedded lab, step by step with outcomes and times: lab up,
+    provision, deploy, a weighted mean job checked against numpy, telemetry, a memory leak
+    injected on node3, its prediction, remediation and verification, and the report."""
     cfg.ensure_state_dir()
 
     def show(step: StepOutcome) -> None:
         if cfg.json:
             return
         mark = "[green]ok[/green]" if step.ok else "[red]FAILED[/red]"
-        console.print(f"[bold]{step.name:<10}[/bold] {mark} {step.seconds:6.1f}s  {step.detail}")
+        console.print(f"[bold]{step.name:<12}[/bold] {mark} {step.seconds:6.1f}s  {step.detail}")
 
     result = run_demo(cfg.state_dir, mode=mode, console=None if cfg.json else console, on_step=show)
     if cfg.json:
@@ -41,3 +43,6 @@ def demo_command(
         failed = next(step for step in result.steps if not step.ok)
         fail_line(f"demo step '{failed.name}' failed: {failed.detail}")
         raise typer.Exit(1)
+    if not cfg.json:
+        total = sum(step.seconds for step in result.steps)
+        console.print(f"demo done in {total:.0f}s; the report: {result.report}")

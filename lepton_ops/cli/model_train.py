@@ -62,6 +62,7 @@ def register(app: typer.Typer) -> None:
     app.command("train", help=_TRAIN_HELP)(train_command)
     app.command("evaluate", help=_EVALUATE_HELP)(evaluate_command)
     app.command("show")(show_command)
+    app.command("install-starter")(install_starter_command)
 
 
 @with_settings
@@ -161,6 +162,22 @@ def evaluate_command(
     console.print(_fault_table(result.model, result.baselines))
     for note in data["notes"]:
         console.print(f"note: {note}", style="yellow", highlight=False)
+
+
+@with_settings
+def install_starter_command(cfg: Settings) -> None:
+    """Make the lab's starter model (shipped with lepton-ops, trained on a chaos campaign in
+    the embedded lab) the current model: the lab predicts before it has a history."""
+    from lepton_ops.predict.model_store import install_starter
+
+    cfg.ensure_state_dir()
+    saved = install_starter(cfg.state_dir)
+    if cfg.json:
+        print_json({"model": str(saved.path), "sha256": saved.sha256})
+        return
+    console.print(
+        f"installed the lab's starter model as {saved.path} (sha256 {saved.sha256[:16]}...)"
+    )
 
 
 @with_settings

@@ -75,6 +75,37 @@ def save_predictor(state_dir: Path, predictor: Predictor) -> SavedModel:
     return SavedModel(path, digest, predictor)
 
 
+#: The lab's starter model, shipped with lepton-ops (see starter/README.md).
+STARTER = Path(__file__).resolve().parent / "starter" / "lab-predictor.skops"
+
+
+def install_starter(state_dir: Path) -> SavedModel:
+    """Install the lab's starter model as the current model (checked against its SHA-256)."""
+    recorded = STARTER.with_name(STARTER.name + ".sha256").read_text(encoding="utf-8").split()[0]
+    data = STARTER.read_bytes()
+    if sha256_of(data) != recorded:
+        raise OperationFailed(f"the starter model {STARTER} does not match its SHA-256")
+    directory = models_dir(state_dir)
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{_PREFIX}lab-starter{_SUFFIX}"
+    path.write_bytes(data)
+    _write_text(path.with_name(path.name + ".sha256"), f"{recorded}  {path.name}\n")
+    predictor = load_file(path, recorded)
+    current = {
+        "model": path.name,
+        "sha256": recorded,
+        "mode": predictor.mode,
+        "created_at": predictor.info.get("created_at"),
+        "starter": True,
+    }
+    _write_text(directory / CURRENT, json.dumps(current, indent=2) + "\n")
+    return SavedModel(path, recorded, predictor)
+
+
+def has_current(state_dir: Path) -> bool:
+    return (models_dir(state_dir) / CURRENT).is_file()
+
+
 def load_current(state_dir: Path) -> SavedModel:
     """The current model, its bytes checked against the recorded SHA-256."""
     directory = models_dir(state_dir)

@@ -10,7 +10,8 @@ How a row is scored
 Each row goes through a few simple *forecasters*, each a robust baseline of a different
 horizon, and the forecaster's error is standardized by the robust scale (inter-quartile
 range / 1.349, as in Hampel's and Rousseeuw & Croux's robust statistics) of that
-forecaster's own past errors. The detectors:
+forecaster's own past errors, after subtracting their median (so a steady trend, such as
+a counter, is not an anomaly). The detectors:
 
 - ``level``: the error against the median of the current regime (at most
   ``long_window`` rows): spikes, dips and the first rows of a level shift;
@@ -74,6 +75,7 @@ after a level shift, the calibration, sampling step and season every
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from collections.abc import Sequence
@@ -424,7 +426,9 @@ class StreamingScorer:
         self._append(rows)
         if alarm >= 0:  # a new level: the rows since the change point are its baseline
             self._regime = self._cusum.restart()
-            self._snapshot = None
+            level = _median(hist.column(_X, self._regime))
+            self._snapshot = dataclasses.replace(snap, level=level)
+            self._next_snapshot = self._valid + self._interval(opts.stride)
         return used
 
     def _shift_threshold(self, snap: _Snapshot) -> float:

@@ -222,6 +222,8 @@ def _act(
                 decision.action, node, state_dir, inventory, config, verify_timeout_s, refresh
             )
         detail = outcome.detail
+        if verdict == "verified" and decision.action in (Action.RESTART, Action.REPROVISION):
+            detail += "; " + lift_predictive_drain(state_dir, inventory, node)
     except (LeptonError, OSError) as exc:
         verdict, after, detail = "failed", {}, str(exc)
         outcome = ActionOutcome(False, detail, time.monotonic() - started)
@@ -372,6 +374,25 @@ def predictive_drain(
                         audit_id, "verified", after={"drain": answer.json()}, detail="drained"
                     )
     return drained
+
+
+def lift_predictive_drain(state_dir: Path, inventory: Path, node: str) -> str:
+    """After a verified fix, lift the node's drain if a prediction placed it (a drain by
+    remediation or a cordon stays); what was done, in words."""
+    aggregators = [t for t in fleet_targets(inventory) if t.service == "lepton-aggregator"]
+    if not aggregators:
+        return "no aggregator to undrain on"
+    headers = {"Authorization": f"Bearer {load_token(state_dir)}"}
+    try:
+        with httpx.Client(timeout=5.0, trust_env=False, headers=headers) as client:
+            drains = client.get(f"{aggregators[0].url}/v1/drains").json()["drains"]
+            mine = [d for d in drains if d["node"] == node]
+            if not mine or not str(mine[0]["reason"]).startswith("predicted to fail"):
+                return "no predictive drain to lift"
+            client.delete(f"{aggregators[0].url}/v1/drains/{node}").raise_for_status()
+    except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
+        return f"the predictive drain could not be lifted: {exc}"
+    return "predictive drain lifted"
 
 
 def past_action(record: RemediationRecord) -> PastAction:

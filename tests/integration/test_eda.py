@@ -3,8 +3,8 @@
 event fires, the rule runs ``lepton.ops.remediate`` (restart) and the leak is gone before
 the node's memory budget is hit.
 
-The model is a fixture (tests/fixtures/model): trained with ``lepton-ops model train`` on a
-40-fault chaos campaign in the lab, the same lab shape this test runs on.
+The model is the lab's starter model (lepton_ops/predict/starter): trained with ``lepton-ops
+model train`` on a 40-fault chaos campaign in the lab, the same lab shape this test runs on.
 """
 
 from __future__ import annotations
@@ -23,10 +23,10 @@ from lab_tools import Deployed, requires_root
 from lepton_ops.chaos import Chaos, FaultKind, FaultSpec
 from lepton_ops.deploy.token import token_path
 from lepton_ops.lab import LabMode
+from lepton_ops.predict.model_store import install_starter
 from lepton_ops.telemetry.collect import collect
 
 REPO = Path(__file__).resolve().parents[2]
-MODEL = REPO / "tests" / "fixtures" / "model"
 RULEBOOK = REPO / "ansible_collections/lepton/ops/extensions/eda/rulebooks"
 RULEBOOK_BIN = Path(sys.executable).parent / "ansible-rulebook"
 MiB = 1024 * 1024
@@ -41,10 +41,7 @@ def test_the_rulebook_remediates_a_predicted_memory_leak(
     lab = deployed.lab
     if lab.mode is not LabMode.SSH:
         pytest.skip("the leak's memory budget and the lab's faults need the ssh lab")
-    models = lab.state_dir / "models"
-    models.mkdir(exist_ok=True)
-    for path in MODEL.iterdir():
-        shutil.copy2(path, models / path.name)
+    install_starter(lab.state_dir)
     for _ in range(2):  # a healthy baseline in the model's window
         collect(lab.inventory, lab.state_dir)
     chaos = Chaos(lab.state_dir)

@@ -145,10 +145,13 @@ def test_bad_arguments_are_value_errors() -> None:
 # --------------------------------------------------------------------------- calibration
 
 
-@pytest.mark.parametrize("kind", ["gauss", "student_t3", "quantized", "random_walk", "seasonal"])
+@pytest.mark.parametrize(
+    "kind", ["gauss", "student_t3", "quantized", "random_walk", "seasonal", "counter"]
+)
 def test_normal_noise_rarely_scores_high_whatever_its_shape(kind: str) -> None:
     """The score is a calibrated tail probability: its rate above a level is about the same
-    on very different clean series (heavy tails, quantized values, wandering, seasonal)."""
+    on very different clean series (heavy tails, quantized values, wandering, seasonal, a
+    counter that only grows)."""
     rng = np.random.default_rng(11)
     n = 20_000
     t = times(n)
@@ -158,6 +161,7 @@ def test_normal_noise_rarely_scores_high_whatever_its_shape(kind: str) -> None:
         "quantized": np.round(rng.normal(0, 0.3, n)),
         "random_walk": np.cumsum(rng.normal(size=n)),
         "seasonal": 50 + 20 * np.sin(2 * np.pi * t / 86_400) + rng.normal(0, 2, n),
+        "counter": np.cumsum(rng.poisson(50, n)).astype(float),  # a Prometheus counter
     }[kind]
     scores = score_series(t, x)[500:]
     assert np.mean(scores >= 0.5) < 0.01, np.mean(scores >= 0.5)

@@ -51,6 +51,7 @@ def fleet(monkeypatch: pytest.MonkeyPatch) -> Fleet:
     monkeypatch.setattr(run_module, "run_action", made.act)
     monkeypatch.setattr(run_module, "node_health", lambda *a: {"lepton-worker": made.healthy})
     monkeypatch.setattr(run_module, "drained_nodes", lambda *a: {"node2"})
+    monkeypatch.setattr(run_module, "lift_predictive_drain", lambda *a: "drain lifted")
     monkeypatch.setattr(
         run_module,
         "predictive_drain",
