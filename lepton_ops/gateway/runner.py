@@ -15,8 +15,10 @@ import os
 import shutil
 import sys
 import tempfile
+import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -40,6 +42,22 @@ node cut off while a ControlPersist master is open would otherwise hang every la
 it until TCP gives up (about 15 minutes); with them it is unreachable within about 10 s."""
 
 EventHandler = Callable[[dict[str, Any]], None]
+
+#: Set while a caller handles SIGTERM and SIGINT itself (``lepton-ops watch``): ansible-runner
+#: would otherwise install its own handlers for each run (to cancel it) and leave them in
+#: place, so the caller's signal handler would never run again.
+_caller_handles_signals = threading.Event()
+
+
+@contextmanager
+def signals_handled_by_caller() -> Iterator[None]:
+    """Within this block, playbook runs leave SIGTERM and SIGINT to the caller: a run in
+    progress finishes, and the caller decides what a signal means."""
+    _caller_handles_signals.set()
+    try:
+        yield
+    finally:
+        _caller_handles_signals.clear()
 
 
 @dataclass(frozen=True)
@@ -106,6 +124,7 @@ def run_playbook(
             verbosity=request.verbosity or None,
             event_handler=handle,
             quiet=True,
+            cancel_callback=(lambda: False) if _caller_handles_signals.is_set() else None,
             ident="run",
         )
     finally:

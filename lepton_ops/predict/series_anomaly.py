@@ -111,6 +111,8 @@ _IQR_NORMAL = 1.3489795
 _P90_NORMAL = 3.2897073
 #: Mean absolute deviation of a standard normal distribution, times this, is its sigma.
 _MEAN_ABS_NORMAL = 1.2533141
+#: The fewest rows between two refreshes of the baselines (while the history is short).
+_MIN_REFRESH_ROWS = 8
 #: Residuals in a scale window below this: estimate the scale from the values instead.
 _MIN_RESIDUALS = 8
 #: Calibration rows a detector needs before its probabilities count.
@@ -129,6 +131,8 @@ _VOLATILITY_CLIP = 5.0
 _VOLATILITY_TRIM = 2
 #: Repeats of a value that the stuck detector ignores.
 _STUCK_FREE = 2
+#: A run of repeats this improbable (given the change rate before it) is a frozen stretch.
+_STUCK_IGNORED = 1e-3
 #: Seasonal forecaster: rows on each side of the same phase, rows used to choose a period,
 #: how often (rows) the period is chosen again, the error ratio (against the level
 #: forecaster) it must beat to be used, the ratio a new period must beat the current one
@@ -306,14 +310,18 @@ class StreamingScorer:
     def _score_valid(self, t: FloatArray, x: FloatArray) -> FloatArray:
         out = np.empty(x.size)
         done = 0
+        opts = self.options
         while done < x.size:
-            if self._slow is None or self._valid >= self._next_slow:
+            # Everything is refreshed when the scoring starts (the first local window is
+            # full, the warm-up ends), then every so many rows.
+            starts = self._valid in (opts.short_window, opts.warmup)
+            if self._slow is None or self._valid >= self._next_slow or starts:
                 self._slow = self._take_slow()
-                self._next_slow = self._valid + self._interval(self.options.calibration_stride)
+                self._next_slow = self._valid + self._interval(opts.calibration_stride)
                 self._snapshot = None
             if self._snapshot is None or self._valid >= self._next_snapshot:
                 self._snapshot = self._take_snapshot(self._slow)
-                self._next_snapshot = self._valid + self._interval(self.options.stride)
+                self._next_snapshot = self._valid + self._interval(opts.stride)
             size = min(
                 x.size - done, self._next_snapshot - self._valid, self._next_slow - self._valid
             )
@@ -325,7 +333,7 @@ class StreamingScorer:
 
     def _interval(self, stride: int) -> int:
         """Rows until the next refresh: fewer while the history is short."""
-        return max(1, min(stride, self._valid // 4))
+        return min(stride, max(_MIN_REFRESH_ROWS, self._valid // 4))
 
     def _block(self, t: FloatArray, x: FloatArray, out: FloatArray) -> int:
         """Score rows that share one snapshot; the rows used (fewer after a level shift)."""
@@ -417,18 +425,29 @@ class StreamingScorer:
             )
         logged = np.log1p(raw)
         rows[:, _RAW:] = logged
+        stuck = np.where(
+            repeats > _STUCK_FREE,
+            np.exp(snap.log_first_repeat + (repeats - 1.0) * snap.log_repeat_again),
+            1.0,
+        )
+        # Rows of a frozen stretch say nothing about the forecasters' usual errors: left
+        # in, they would shrink the scales and make the noise after it look anomalous.
+        rows[stuck < _STUCK_IGNORED, _RL : _RQ + 1] = np.nan
 
         if self._valid >= opts.warmup:
-            stuck = np.exp(np.maximum(repeats - _STUCK_FREE, 0.0) * snap.log_no_change)
             out[:used] = self._combine(raw, logged, snap.slow.calibration, stuck)
         else:
             out[:used] = 0.0
         self._append(rows)
         if alarm >= 0:  # a new level: the rows since the change point are its baseline
             self._regime = self._cusum.restart()
-            level = _median(hist.column(_X, self._regime))
+            level = _median(hist.column(_X, min(opts.long_window, self._regime)))
             self._snapshot = dataclasses.replace(snap, level=level)
-            self._next_snapshot = self._valid + self._interval(opts.stride)
+            # Its other baselines in a stride, from rows of the new level (but not later
+            # than two strides after the last full refresh, however often it shifts).
+            self._next_snapshot = min(
+                self._valid + self._interval(opts.stride), snap.taken_at + 2 * opts.stride
+            )
         return used
 
     def _shift_threshold(self, snap: _Snapshot) -> float:
@@ -514,6 +533,7 @@ class StreamingScorer:
         scale_level, scale_local, scale_jump, scale_seasonal, scale_deviation = listed[:5]
         biases = np.where(np.isnan(centers), 0.0, centers).tolist() + [0.0] * 2
         return _Snapshot(
+            taken_at=self._valid,
             level=level,
             bias_local=biases[1],
             bias_jump=biases[2],
@@ -525,19 +545,28 @@ class StreamingScorer:
             scale_seasonal=scale_seasonal,
             scale_deviation=scale_deviation,
             volatility_center=slow.volatility_center,
-            log_no_change=self._log_no_change(),
+            **self._repeat_odds(),
             gap=slow.gap,
             slow=slow,
         )
 
-    def _log_no_change(self) -> float:
-        """log(1 - r), r the share of rows that changed the value in the ``long_window``
-        rows before the current run of repeats (0 when nothing is known)."""
+    def _repeat_odds(self) -> dict[str, float]:
+        """How likely a run of repeats is, from the ``long_window`` rows before the current
+        run: log P(a row repeats the one before) and log P(it repeats again after a repeat)
+        (a run of ``L`` then has probability ``P(first) * P(again) ** (L - 1)``; changes
+        cluster in coarse data, so the second is larger there). 0 when nothing is known."""
         window = self.options.long_window
-        counts = self._history.column(_RC, self._repeats + window)[:window]
+        counts = self._history.column(_RC, self._repeats + window)
+        counts = counts[: max(0, counts.size - self._repeats)][-window:]
         counts = counts[np.isfinite(counts)]
-        rate = float((counts == 0).sum()) / (counts.size + 1.0)
-        return math.log1p(-rate)
+        if counts.size == 0:
+            return {"log_first_repeat": 0.0, "log_repeat_again": 0.0}
+        repeated = float((counts > 0).sum())
+        again = float((counts > 1).sum())
+        return {
+            "log_first_repeat": math.log((repeated + 0.5) / (counts.size + 1.0)),
+            "log_repeat_again": math.log((again + 0.5) / (repeated + 1.0)),
+        }
 
     def _floor(self, level: float) -> float:
         """The smallest scale: half the data's resolution, and a tiny share of its level."""
@@ -555,9 +584,11 @@ class StreamingScorer:
         past_vol = past_vol[np.isfinite(past_vol)]
         center = _median(past_vol) if past_vol.size else math.log(1.0 + _VOLATILITY_OFFSET)
         active = self._choose_season(gap)
-        detectors = [True] * len(DETECTORS)
-        detectors[_SEASONAL] = active
-        logged = hist.columns(_RAW, _COLUMNS, opts.calibration_window)
+        # No scores during the warm-up: its calibration would be fitted for nothing.
+        scoring = self._valid >= opts.warmup
+        detectors = [scoring] * len(DETECTORS)
+        detectors[_SEASONAL] = scoring and active
+        logged = hist.columns(_RAW, _COLUMNS, opts.calibration_window if scoring else 0)
         calibration = _Calibration(logged, detectors, opts.tail_fraction)
         return _Slow(gap=gap, volatility_center=center, calibration=calibration)
 
@@ -581,7 +612,7 @@ class StreamingScorer:
                 for seconds in opts.seasonal_periods:
                     period = round(seconds / gap)
                     if _SEASON_MIN_PERIOD_ROWS <= period <= opts.max_season_rows:
-                        ratios[period] = self._season_fit(period, gap)
+                        ratios[period] = self._season_fit(period)
             best = min(ratios, key=lambda period: ratios[period], default=0)
             current = ratios.get(self._season_rows, math.inf)
             if best and ratios[best] < _SEASON_SWITCH * current:
@@ -599,7 +630,7 @@ class StreamingScorer:
         self._season_rows = period
         self._season_ratio = ratio
 
-    def _season_fit(self, period: int, gap: float) -> float:
+    def _season_fit(self, period: int) -> float:
         """Robust scale of the seasonal errors over that of the level errors (lower: better)."""
         half = _SEASON_HALF_WIDTH
         evaluated = min(_SEASON_EVAL_ROWS, self._valid - period - half)
@@ -632,6 +663,7 @@ class _Slow:
 class _Snapshot:
     """What a block of rows is compared against: computed from the rows before it."""
 
+    taken_at: int  # valid rows seen when it was computed
     level: float
     #: Median past errors of the forecasters: subtracted, so a trend is not an anomaly.
     bias_local: float
@@ -644,7 +676,8 @@ class _Snapshot:
     scale_seasonal: float
     scale_deviation: float
     volatility_center: float
-    log_no_change: float
+    log_first_repeat: float
+    log_repeat_again: float
     gap: float
     slow: _Slow
 
@@ -795,17 +828,19 @@ class _History:
 
     def __init__(self, columns: int, keep: int) -> None:
         self._keep = keep
-        self._data = np.full((max(2 * keep, 1024), columns), np.nan)
+        self._data = np.empty((min(2 * keep, 512), columns))
         self._len = 0
 
     def append(self, rows: FloatArray) -> None:
         size = rows.shape[0]
         if self._len + size > self._data.shape[0]:
-            kept = min(self._len, self._keep)
-            self._data[:kept] = self._data[self._len - kept : self._len]
-            self._len = kept
-            if self._len + size > self._data.shape[0]:
-                grown = np.full((self._len + size + self._keep, self._data.shape[1]), np.nan)
+            if self._len > self._keep:  # drop what is no longer needed
+                self._data[: self._keep] = self._data[self._len - self._keep : self._len]
+                self._len = self._keep
+            if self._len + size > self._data.shape[0]:  # grow (to twice what is kept)
+                needed = self._len + size
+                capacity = min(max(2 * self._data.shape[0], needed), max(2 * self._keep, needed))
+                grown = np.empty((capacity, self._data.shape[1]))
                 grown[: self._len] = self._data[: self._len]
                 self._data = grown
         self._data[self._len : self._len + size] = rows
@@ -834,9 +869,8 @@ def _pareto_fit(excess: FloatArray) -> tuple[float, float]:
     ``excess`` (sorted, >= 0) by probability-weighted moments, shrunk towards an
     exponential tail of scale ``_TAIL_PRIOR_SIGMA`` by ``_TAIL_PRIOR_ROWS`` pseudo-rows."""
     k = excess.size
-    mean = float(np.mean(excess))
-    weights = 1.0 - (np.arange(1, k + 1) - 0.35) / k
-    weighted = float(np.mean(weights * excess))
+    mean = float(excess.sum()) / k
+    weighted = float(_pwm_weights(k) @ excess) / k
     spread = mean - 2.0 * weighted
     if spread > 1e-12 * max(mean, 1e-300):
         shape = 2.0 - mean / spread
@@ -846,6 +880,14 @@ def _pareto_fit(excess: FloatArray) -> tuple[float, float]:
     shape = min(max(shape, 0.0), 1.0)
     prior = _TAIL_PRIOR_ROWS / (k + _TAIL_PRIOR_ROWS)
     return (1.0 - prior) * shape, (1.0 - prior) * sigma + prior * _TAIL_PRIOR_SIGMA
+
+
+@functools.lru_cache(maxsize=64)
+def _pwm_weights(k: int) -> FloatArray:
+    """1 - the plotting positions (i - 0.35) / k of ``k`` sorted excesses."""
+    weights = 1.0 - (np.arange(1, k + 1) - 0.35) / k
+    weights.flags.writeable = False
+    return weights
 
 
 def _trimmed_mean(past: FloatArray, new: FloatArray, window: int) -> FloatArray:

@@ -19,6 +19,7 @@ from types import FrameType
 from typing import Any
 
 from lepton_ops.errors import LeptonError
+from lepton_ops.gateway.runner import signals_handled_by_caller
 from lepton_ops.remediate.policy import PolicyConfig
 from lepton_ops.remediate.run import RemediationPass, node_health, remediate_once
 from lepton_ops.telemetry.collect import CollectionResult, collect
@@ -93,27 +94,30 @@ def watch(
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
     cycles = 0
     try:
-        while not stop.is_set():
-            try:
-                result = cycle(state_dir, inventory, config, trigger="watch", verbosity=verbosity)
-                if on_cycle is not None:
-                    on_cycle(result)
-            except LeptonError as exc:
-                if on_error is None:
-                    raise
-                on_error(exc)
-            cycles += 1
-            if max_cycles is not None and cycles >= max_cycles:
-                break
-            deadline = time.monotonic() + interval_s
-            while not stop.is_set() and time.monotonic() < deadline:
-                if stop.wait(min(health_every_s, max(0.0, deadline - time.monotonic()))):
-                    break
+        with signals_handled_by_caller():
+            while not stop.is_set():
                 try:
-                    if not all_healthy(state_dir, inventory):
-                        break  # a service stopped answering: act now
-                except LeptonError:
+                    result = cycle(
+                        state_dir, inventory, config, trigger="watch", verbosity=verbosity
+                    )
+                    if on_cycle is not None:
+                        on_cycle(result)
+                except LeptonError as exc:
+                    if on_error is None:
+                        raise
+                    on_error(exc)
+                cycles += 1
+                if max_cycles is not None and cycles >= max_cycles:
                     break
+                deadline = time.monotonic() + interval_s
+                while not stop.is_set() and time.monotonic() < deadline:
+                    if stop.wait(min(health_every_s, max(0.0, deadline - time.monotonic()))):
+                        break
+                    try:
+                        if not all_healthy(state_dir, inventory):
+                            break  # a service stopped answering: act now
+                    except LeptonError:
+                        break
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
