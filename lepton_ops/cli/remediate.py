@@ -48,9 +48,11 @@ def register(app: typer.Typer) -> None:
 
 
 def _config(threshold: float, max_concurrent: int, cooldown: str, attempts: int) -> PolicyConfig:
+    # No cooldown at all is a choice an operator may make (tests, a drill): 0 is allowed.
+    cooldown_s = 0.0 if cooldown.strip() in {"0", "0s"} else parse_duration(cooldown)
     return PolicyConfig(
         risk_threshold=threshold,
-        cooldown_s=parse_duration(cooldown),
+        cooldown_s=cooldown_s,
         max_attempts=attempts,
         max_concurrent=max_concurrent,
     )

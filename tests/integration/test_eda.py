@@ -59,6 +59,8 @@ def test_the_rulebook_remediates_a_predicted_memory_leak(
     )
     env = {
         **os.environ,
+        # ansible-rulebook runs ansible-galaxy and ansible-playbook from PATH: the venv's.
+        "PATH": f"{RULEBOOK_BIN.parent}{os.pathsep}{os.environ.get('PATH', '')}",
         "ANSIBLE_COLLECTIONS_PATH": str(REPO),
         "ANSIBLE_ROLES_PATH": str(REPO / "roles"),
     }

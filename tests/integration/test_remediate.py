@@ -191,7 +191,7 @@ def test_a_job_loses_nothing_to_a_predicted_failure(
         while (status := client.status(job_id))["status"] == "running":
             assert time.monotonic() < deadline
             time.sleep(0.5)
-        result = client.result(job_id)
+        result = client.result(job_id)["result"]
     assert status["status"] == "succeeded"
     values = [np.random.default_rng([11, i]).random(size) for i in range(tasks)]
     total = np.concatenate(values)

@@ -54,9 +54,19 @@ def mixed_series(n: int = 3000, seed: int = 1) -> tuple[np.ndarray, np.ndarray]:
     return t, x
 
 
-@pytest.mark.parametrize("cut", [1, 63, 64, 65, 700, 1499, 1500, 2345, 2999])
-def test_a_rows_score_never_depends_on_later_rows(cut: int) -> None:
-    t, x = mixed_series()
+def seasonal_series(n: int = 3000, seed: int = 2) -> tuple[np.ndarray, np.ndarray]:
+    """A strong daily cycle (the seasonal detector is in use from about row 1300), a dip."""
+    rng = np.random.default_rng(seed)
+    t = times(n)
+    x = 50 + 20 * np.sin(2 * np.pi * t / 86_400) + rng.normal(0, 1, n)
+    x[2500:2520] -= 15
+    return t, x
+
+
+@pytest.mark.parametrize("kind", ["mixed", "seasonal"])
+@pytest.mark.parametrize("cut", [1, 63, 64, 65, 700, 1499, 1500, 2345, 2510, 2999])
+def test_a_rows_score_never_depends_on_later_rows(kind: str, cut: int) -> None:
+    t, x = mixed_series() if kind == "mixed" else seasonal_series()
     full = score_series(t, x)
     truncated = score_series(t[:cut], x[:cut])
     assert np.array_equal(truncated, full[:cut], equal_nan=True)
@@ -71,8 +81,9 @@ def test_a_rows_score_never_depends_on_later_rows(cut: int) -> None:
         assert not np.array_equal(changed[cut:], full[cut:], equal_nan=True)
 
 
-def test_streaming_row_by_row_and_in_chunks_equals_batch() -> None:
-    t, x = mixed_series(n=2500, seed=4)
+@pytest.mark.parametrize("kind", ["mixed", "seasonal"])
+def test_streaming_row_by_row_and_in_chunks_equals_batch(kind: str) -> None:
+    t, x = mixed_series(n=2500, seed=4) if kind == "mixed" else seasonal_series(n=2500)
     batch = score_series(t, x)
     one_by_one = StreamingScorer()
     rows = np.array([one_by_one.update(float(a), float(b)) for a, b in zip(t, x, strict=True)])
