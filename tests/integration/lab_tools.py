@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import sqlite3
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -102,3 +105,22 @@ class Deployed:
     @property
     def token(self) -> str:
         return token_path(self.lab.state_dir).read_text(encoding="utf-8").strip()
+
+
+def aggregator_rows(lab: RunningLab, query: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+    """Rows of a query on the aggregator's job store (node5's live data dir).
+
+    In ssh mode that dir is a tmpfs seen through ``/proc/<sshd>/root``, where SQLite cannot
+    open the database in place (it needs its lock and WAL index files there): the database
+    and its WAL are copied and read from the copy.
+    """
+    live = lab.lab.node_data_dir("node5")
+    with tempfile.TemporaryDirectory() as scratch:
+        for suffix in ("", "-wal"):
+            source = live / f"aggregator.sqlite{suffix}"
+            if source.exists():
+                shutil.copyfile(source, Path(scratch) / f"aggregator.sqlite{suffix}")
+        with sqlite3.connect(Path(scratch) / "aggregator.sqlite") as conn:
+            rows = conn.execute(query, params).fetchall()
+        conn.close()
+    return [tuple(row) for row in rows]

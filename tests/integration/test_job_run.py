@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pytest
-from lab_tools import Deployed, cli, deploy
+from lab_tools import Deployed, aggregator_rows, cli, deploy
 
 from lepton_ops.jobs.client import AggregatorClient, aggregator_url
 
@@ -66,11 +65,7 @@ def kill_worker(lab: RunningLab, name: str) -> None:
 
 
 def stored_shards(lab: RunningLab, job_id: str) -> list[str]:
-    db = lab.lab.node_data_dir(AGGREGATOR_NODE) / "aggregator.sqlite"
-    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
-        rows = conn.execute(
-            "SELECT shard_id FROM shard_results WHERE job_id = ?", (job_id,)
-        ).fetchall()
+    rows = aggregator_rows(lab, "SELECT shard_id FROM shard_results WHERE job_id = ?", (job_id,))
     return [str(row[0]) for row in rows]
 
 

@@ -9,7 +9,6 @@ import itertools
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import time
 from collections.abc import Iterator
@@ -19,7 +18,7 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-from lab_tools import CLI, Deployed, cli, deploy, requires_root
+from lab_tools import CLI, Deployed, aggregator_rows, cli, deploy, requires_root
 
 from lepton_ops.jobs.client import AggregatorClient, aggregator_url
 from lepton_ops.lab import LAB_NODES, LabMode, firewall
@@ -197,12 +196,11 @@ def test_a_job_loses_nothing_to_a_predicted_failure(
     total = np.concatenate(values)
     assert result["count"] == total.size
     assert result["mean"] == pytest.approx(float(total.mean()), rel=1e-12)
-    db = lab.lab.node_data_dir(AGGREGATOR_NODE) / "aggregator.sqlite"
-    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
-        starts = conn.execute(
-            "SELECT recorded_at - seconds FROM shard_results WHERE job_id = ? AND node = 'node3'",
-            (job_id,),
-        ).fetchall()
+    starts = aggregator_rows(
+        lab,
+        "SELECT recorded_at - seconds FROM shard_results WHERE job_id = ? AND node = 'node3'",
+        (job_id,),
+    )
     # node3 ran shards before the prediction, none after it (0.5 s: the worker's clock
     # starts when it computes, a little after the shard was handed out).
     assert starts and all(start < predicted_at + 0.5 for (start,) in starts)
