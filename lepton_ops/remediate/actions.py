@@ -29,6 +29,7 @@ PLAYBOOK = "remediate"
 DRAIN_TTL_S = 300
 ALERT_COMMAND_ENV = "LEPTON_ALERT_COMMAND"
 ALERT_TIMEOUT_S = 30
+SSH_CONNECT_TIMEOUT_S = 5
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,8 @@ def run_action(
             "lepton_service_token_file": str(ensure_token(state_dir)),
         },
         verbosity=verbosity,
+        # A node that does not answer is what remediation meets most: give up on it fast.
+        timeout_s=SSH_CONNECT_TIMEOUT_S,
     )
     run = run_playbook(request, state_dir)
     detail = _describe(run)

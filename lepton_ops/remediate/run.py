@@ -157,6 +157,14 @@ def _remediate(
 ) -> RemediationPass:
     states, predictions, model = node_states(state_dir, nodes=only)
     with TelemetryStore(store_path(state_dir)) as store:
+        if not dry_run:
+            # This pass holds the lock, so an action still "in progress" belongs to a pass
+            # that died (killed mid-action): close it, or it would block its node forever.
+            for record in store.remediations():
+                if record.finished_at is None:
+                    store.finish_remediation(
+                        record.id, "abandoned", after={}, detail="its pass ended without a verdict"
+                    )
         audit = store.remediations()
     history = [past_action(record) for record in audit if record.action in _LADDER_ACTIONS]
     lifted: dict[str, float] = {}

@@ -7,8 +7,8 @@ Run from the node's venv::
     python -m lepton_ops.services.supervise stop|restart|status --name lepton-worker --run-dir ...
 
 ``start`` detaches a supervisor (double fork, new session) that runs the command and
-starts it again whenever it exits, with a backoff from 0.5 s doubling up to 30 s (back
-to 0.5 s once a run lasted 10 s). It prints ``started``, or ``running`` when that
+starts it again whenever it exits, with a backoff from 0.1 s doubling up to 30 s (back
+to 0.1 s once a run lasted 10 s). It prints ``started``, or ``running`` when that
 supervisor already runs (an exclusive lock on ``<name>.lock`` says so, whatever a stale
 pid file claims). ``restart`` stops it (SIGTERM to the command, SIGKILL after a grace
 period) and starts it again. Files in the run directory:
@@ -52,7 +52,7 @@ from typing import IO, Any
 
 from lepton_ops.services import memory_budget
 
-FIRST_BACKOFF_S = 0.5
+FIRST_BACKOFF_S = 0.1
 MAX_BACKOFF_S = 30.0
 STABLE_AFTER_S = 10.0
 STOP_GRACE_S = 20.0

@@ -136,8 +136,10 @@ def test_a_dry_run_plans_and_changes_nothing(ssh_deployed: Deployed) -> None:
 def test_a_node_failing_after_each_fix_is_cordoned_and_one_node_at_a_time(
     ssh_deployed: Deployed,
 ) -> None:
-    """Three nodes cut off at once: each pass acts on one node (the limit is 1); each node
-    climbs restart -> drain -> re-provision -> cordon, and then nothing more is tried."""
+    """Three nodes cut off at once: each pass acts on one node (the limit is 1); with the
+    circuit breaker at 2 attempts each node climbs restart -> drain -> cordon, and then nothing
+    more is tried. (Re-provisioning, the ladder's third rung with the default 3 attempts, is
+    left out here: it only repeats the unreachable node's ssh timeout.)"""
     state_dir = ssh_deployed.lab.state_dir
     faulty = ["node2", "node3", "node4"]
     started = time.time()
@@ -145,14 +147,14 @@ def test_a_node_failing_after_each_fix_is_cordoned_and_one_node_at_a_time(
         firewall.cut_off(ADDRESS[node])
     try:
         cli("telemetry", "collect", "--json", state_dir=state_dir, check=True, timeout=120)
-        for _ in range(4 * len(faulty) + 1):
-            done = cli("remediate", "--cooldown", "0s", "--json", state_dir=state_dir,
-                       timeout=300)  # fmt: skip
+        for _ in range(3 * len(faulty) + 1):
+            done = cli("remediate", "--cooldown", "0s", "--max-attempts", "2", "--json",
+                       state_dir=state_dir, timeout=300)  # fmt: skip
             assert done.returncode in (0, 1), done.stderr
         with TelemetryStore(store_path(state_dir)) as store:
             audit = [r for r in store.remediations(since=started) if r.action != "uncordon"]
         ladder = {node: [r.action for r in audit if r.node == node] for node in faulty}
-        assert ladder == {node: ["restart", "drain", "reprovision", "cordon"] for node in faulty}
+        assert ladder == {node: ["restart", "drain", "cordon"] for node in faulty}
         assert [r.outcome for r in audit if r.action == "cordon"] == ["cordoned"] * 3
         # Never two nodes under remediation at once: the audit intervals do not overlap.
         spans = sorted((r.started_at, r.finished_at or time.time()) for r in audit)
@@ -185,7 +187,8 @@ def test_a_job_loses_nothing_to_a_predicted_failure(
         job_id = client.submit("mean", {"task_size": size, "seed": 11}, tasks, "weighted", 1)
         time.sleep(0.5)
         predicted_at = time.time()
-        remediate_once(lab.state_dir, lab.inventory, PolicyConfig(), verify_timeout_s=30)
+        done = remediate_once(lab.state_dir, lab.inventory, PolicyConfig(), verify_timeout_s=30)
+        assert "node3" in done.drained
         deadline = time.monotonic() + 180
         while (status := client.status(job_id))["status"] == "running":
             assert time.monotonic() < deadline
@@ -201,9 +204,14 @@ def test_a_job_loses_nothing_to_a_predicted_failure(
         "SELECT recorded_at - seconds FROM shard_results WHERE job_id = ? AND node = 'node3'",
         (job_id,),
     )
-    # node3 ran shards before the prediction, none after it (0.5 s: the worker's clock
+    with TelemetryStore(store_path(lab.state_dir)) as store:
+        (drain,) = [r for r in store.remediations(node="node3", since=predicted_at)
+                    if r.action == "predictive-drain"]  # fmt: skip
+    assert drain.after is not None
+    drained_at = float(drain.after["drain"]["since"])
+    # node3 ran shards before the prediction's drain, none after it (1 s: the worker's clock
     # starts when it computes, a little after the shard was handed out).
-    assert starts and all(start < predicted_at + 0.5 for (start,) in starts)
+    assert starts and all(start < drained_at + 1.0 for (start,) in starts)
     headers = {"Authorization": f"Bearer {ssh_deployed.token}"}
     for node in ("node3",):
         httpx.delete(f"http://{ADDRESS[AGGREGATOR_NODE]}:8700/v1/drains/{node}", headers=headers)

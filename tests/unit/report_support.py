@@ -6,7 +6,6 @@ arithmetic is written out in ``test_report_stability.py``.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -91,26 +90,19 @@ def series(store: TelemetryStore, times: Iterable[float], states: Mapping[str, l
 
 # --------------------------------------------------------------------------- a full report
 
-#: What the remediation audit (a later schema version) holds, as the report expects it.
-REMEDIATIONS_DDL = """
-CREATE TABLE remediations (
-    id INTEGER PRIMARY KEY AUTOINCREMENT, node TEXT NOT NULL, action TEXT NOT NULL,
-    trigger TEXT, started_at REAL NOT NULL, finished_at REAL, outcome TEXT,
-    before TEXT, after TEXT
-)
-"""
-
 
 def add_remediations(path: Path, rows: Iterable[tuple[str, str, str, float, float, str]]) -> None:
-    """Create the remediation audit table in the store file ``path`` and fill it."""
-    with sqlite3.connect(path) as db:
-        db.execute(REMEDIATIONS_DDL)
-        db.executemany(
-            "INSERT INTO remediations (node, action, trigger, started_at, finished_at, outcome, "
-            "before, after) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            [(*row, '{"healthy": false}', '{"healthy": true}') for row in rows],
-        )
-    db.close()
+    """Fill the store's remediation audit (schema v4) with ``rows``:
+    ``(node, action, trigger, started_at, finished_at, outcome)``."""
+    with TelemetryStore(path) as store:
+        for node, action, trigger, started, finished, outcome in rows:
+            audit_id = store.start_remediation(
+                node, action, trigger=trigger, reason=trigger, before={"healthy": False},
+                started_at=started,
+            )  # fmt: skip
+            store.finish_remediation(
+                audit_id, outcome, after={"healthy": True}, finished_at=finished
+            )
 
 
 def add_jobs(store: TelemetryStore, count: int = 3) -> None:

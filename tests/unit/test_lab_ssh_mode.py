@@ -56,8 +56,14 @@ def test_namespace_script_overlays_then_binds_then_runs_sshd(tmp_path: Path) -> 
     upper, work = paths.overlay_dirs(Path("/etc"))
     assert f"lowerdir=/etc,upperdir={upper},workdir={work}" in overlays[1]
     binds = [line for line in lines if line.startswith("mount --bind")]
-    assert binds[0] == f"mount --bind {paths.prefix} /opt/lepton"
-    assert binds[2] == f"mount --bind {paths.data_dir} /var/lib/lepton"
+    assert binds == [
+        f"mount --bind {paths.prefix} /opt/lepton",
+        f"mount --bind {paths.config_dir} /etc/lepton",
+    ]
+    # The data dir: a tmpfs of the node's quota, seeded from the node's kept copy.
+    tmpfs = lines.index("mount -t tmpfs -o size=128m,mode=0755 lepton-data /var/lib/lepton")
+    assert lines[tmpfs + 1] == f"cp -a {paths.data_dir}/. /var/lib/lepton/"
+    assert tmpfs > lines.index(binds[-1])
     # Mount points are made after the overlays, so they exist only inside the namespace.
     assert lines.index("mkdir -p /opt/lepton") > lines.index(overlays[-1])
     assert lines[-1].startswith("exec /usr/sbin/sshd -f ")

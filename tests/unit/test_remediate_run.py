@@ -156,3 +156,13 @@ def test_concurrent_actions_stay_within_the_limit(
     wider = PolicyConfig(risk_threshold=0.5, cooldown_s=0, max_concurrent=2)
     result = remediate_once(tmp_path, tmp_path / "inv.yml", wider, verify_timeout_s=0)
     assert len(result.results) == 2 and peak == 2
+
+
+def test_an_action_left_in_progress_by_a_dead_pass_is_closed(tmp_path: Path, fleet: Fleet) -> None:
+    with TelemetryStore(store_path(tmp_path)) as store:
+        store.start_remediation("node2", "restart", trigger="watch", reason="x", before={})
+    result = remediate_once(tmp_path, tmp_path / "inv.yml", CONFIG)
+    # It no longer blocks node2: the ladder goes on (a drain: it was the second attempt).
+    assert [(d.node, d.action) for d in result.plan.actions] == [("node2", Action.DRAIN)]
+    with TelemetryStore(store_path(tmp_path)) as store:
+        assert store.remediations()[0].outcome == "abandoned"

@@ -110,7 +110,7 @@ def test_without_a_plan_nothing_is_predicted() -> None:
 
 def test_jobs_are_stored_once_per_id_and_read_back_by_time(tmp_path: Path) -> None:
     with TelemetryStore(store_path(tmp_path)) as store:
-        assert store.schema_version == 3
+        assert store.schema_version == store_schema.SCHEMA_VERSION
         store.record_job(record("j1", T0 + 10))
         store.record_job(record("j2", T0 + 20))
         store.record_job(record("j1", T0 + 10))  # seen again by 'job result'
@@ -133,7 +133,7 @@ def test_a_version_2_store_gains_the_jobs_table_keeping_its_data(
         assert store.schema_version == 2 and not store.has_table("jobs")
     monkeypatch.undo()
     with TelemetryStore(path) as store:
-        assert store.schema_version == 3
+        assert store.schema_version == store_schema.SCHEMA_VERSION
         assert len(store.collections()) == 1 and store.nodes() == ["a"]
         assert [(f.id, f.params) for f in store.faults()] == [(fault, {"signal": 9})]
         assert store.jobs() == []
@@ -144,21 +144,21 @@ def test_a_version_2_store_gains_the_jobs_table_keeping_its_data(
 def test_tables_of_later_versions_are_read_by_name(tmp_path: Path) -> None:
     path = store_path(tmp_path)
     with TelemetryStore(path) as store:
-        assert not store.has_table("remediations") and store.table_rows("remediations") == []
+        assert not store.has_table("later_things") and store.table_rows("later_things") == []
     with sqlite3.connect(path) as db:
-        db.execute("CREATE TABLE remediations (id INTEGER PRIMARY KEY, node TEXT, started_at REAL)")
+        db.execute("CREATE TABLE later_things (id INTEGER PRIMARY KEY, node TEXT, started_at REAL)")
         db.executemany(
-            "INSERT INTO remediations (node, started_at) VALUES (?, ?)", [("a", 20.0), ("b", 10.0)]
+            "INSERT INTO later_things (node, started_at) VALUES (?, ?)", [("a", 20.0), ("b", 10.0)]
         )
     with TelemetryStore(path) as store:
-        assert store.has_table("remediations")
-        rows = store.table_rows("remediations", order_by="started_at", since=15.0)
+        assert store.has_table("later_things")
+        rows = store.table_rows("later_things", order_by="started_at", since=15.0)
         assert rows == [{"id": 1, "node": "a", "started_at": 20.0}]
-        assert len(store.table_rows("remediations")) == 2
+        assert len(store.table_rows("later_things")) == 2
         with pytest.raises(BadInput, match="not a table name"):
-            store.table_rows('remediations"; DROP TABLE nodes; --')
+            store.table_rows('later_things"; DROP TABLE nodes; --')
         with pytest.raises(BadInput, match="has no column"):
-            store.table_rows("remediations", order_by="nope")
+            store.table_rows("later_things", order_by="nope")
 
 
 # --------------------------------------------------------------------------- recording
