@@ -141,7 +141,9 @@ def test_a_node_failing_after_each_fix_is_cordoned_and_one_node_at_a_time(
     more is tried. (Re-provisioning, the ladder's third rung with the default 3 attempts, is
     left out here: it only repeats the unreachable node's ssh timeout.)"""
     state_dir = ssh_deployed.lab.state_dir
-    faulty = ["node2", "node3", "node4"]
+    # Not node2: the watch test's restart of it is in the audit, within the escalation
+    # window, so its ladder would rightly start one rung higher.
+    faulty = ["node1", "node3", "node4"]
     started = time.time()
     for node in faulty:
         firewall.cut_off(ADDRESS[node])
