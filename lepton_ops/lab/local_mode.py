@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import signal
-import time
 from pathlib import Path
 
+from lepton_ops import process_identity
 from lepton_ops.errors import OperationFailed
 from lepton_ops.lab.layout import LabLayout
 from lepton_ops.lab.topology import LAB_NODES, LabNode
@@ -60,28 +59,18 @@ def stop_chaos_runners(chaos_dir: Path, wait_s: float = 15.0) -> list[int]:
 
     A runner undoes its fault on SIGTERM (a stopped service continued, busy loops and
     leaks killed) and ends its record. It is identified by its pid *and* the pid's start
-    time in its record, so a reused pid is never signalled.
+    time (and boot) in its record, so a reused pid is never signalled.
     """
-    pids = []
+    runners = []
     for path in sorted(chaos_dir.glob("*.json")):
         with contextlib.suppress(OSError, ValueError):
             record = json.loads(path.read_text(encoding="utf-8"))
-            pid, started = record.get("pid"), record.get("pid_start")
-            running = record.get("ended_at") is None and isinstance(pid, int) and pid > 0
-            if running and started is not None and _start_time(pid) == started:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGTERM)
-                    pids.append(pid)
-    deadline = time.monotonic() + wait_s
-    while any(_start_time(pid) is not None for pid in pids) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    return pids
-
-
-def _start_time(pid: int) -> int | None:
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text(encoding="utf-8")
-    except OSError:
-        return None
-    fields = text[text.rfind(")") + 1 :].split()
-    return int(fields[19]) if len(fields) > 19 else None
+            if not isinstance(record, dict) or record.get("ended_at") is not None:
+                continue
+            runner = process_identity.identity_of(
+                record.get("pid"), record.get("pid_start"), record.get("boot_id")
+            )
+            if runner is not None and process_identity.send_signal(runner, signal.SIGTERM):
+                runners.append(runner)
+    process_identity.wait_gone(runners, wait_s)
+    return [runner.pid for runner in runners]

@@ -14,10 +14,12 @@ pid file claims). ``restart`` stops it (SIGTERM to the command, SIGKILL after a 
 period) and starts it again. Files in the run directory:
 
 * ``<name>.pid``: the supervisor's pid;
-* ``<name>.supervisor.json``: supervisor and child pids, restart count, last exit;
+* ``<name>.supervisor.json``: the supervisor's and the running child's identities (pid,
+  start time, boot id; the child's are null between runs), restart count, last exit;
 * ``<name>.supervisor.log``: one line per start, exit and restart;
 * ``<name>.log``: the command's stdout and stderr;
-* ``<name>.members``: pids attached to the service's memory budget (see below);
+* ``<name>.members``: processes attached to the service's memory budget, by identity
+  (see below and :mod:`lepton_ops.process_identity`);
 * ``<name>.tmp/``: the service's temporary directory (its ``TMPDIR``), emptied each time the
   command starts, as systemd's ``PrivateTmp=`` does: a restart clears what a runaway
   writer left in it.
@@ -31,6 +33,10 @@ resident memory of the command's process tree plus the attached processes is che
 every quarter second, and past N they are all killed (SIGKILL, as the OOM killer does in a
 cgroup) and the command restarts. See :mod:`lepton_ops.services.memory_budget`. Stopping
 the service also kills the attached processes, as stopping a systemd unit kills its cgroup.
+
+Every signal goes through :mod:`lepton_ops.process_identity`: ``stop`` signals the
+supervisor only if the pid it finds is still the recorded supervisor (start time and boot),
+and attached processes are killed only if they are provably the ones attached.
 """
 
 from __future__ import annotations
@@ -50,6 +56,8 @@ from pathlib import Path
 from types import FrameType
 from typing import IO, Any
 
+from lepton_ops import process_identity
+from lepton_ops.process_identity import ProcessIdentity
 from lepton_ops.services import memory_budget
 
 FIRST_BACKOFF_S = 0.1
@@ -139,6 +147,7 @@ class _Supervisor:
         self.memory_max_bytes = memory_max_bytes
         self.stopping = False
         self.child: subprocess.Popen[bytes] | None = None
+        self.child_identity: ProcessIdentity | None = None
         self.restarts = 0
         self.oom_kills = 0
         self.last_exit: dict[str, Any] | None = None
@@ -147,16 +156,23 @@ class _Supervisor:
 
     def on_term(self, signum: int, frame: FrameType | None) -> None:
         self.stopping = True
-        if self.child is not None and self.child.poll() is None:
-            self.child.send_signal(signal.SIGTERM)
+        if self.child is not None:
+            process_identity.signal_child(self.child, signal.SIGTERM)
 
     def save(self) -> None:
+        own = process_identity.identify(os.getpid())
+        # The child's identity only while it runs: once it has exited its pid may be reused,
+        # so nothing may read a pid to signal from this file between runs.
+        child = self.child_identity if self.child is not None else None
         _write_json(
             self.files.state,
             {
                 "name": self.files.name,
+                "boot_id": process_identity.boot_id(),
                 "supervisor_pid": os.getpid(),
-                "child_pid": self.child.pid if self.child is not None else None,
+                "supervisor_start_time": own.start_time if own is not None else None,
+                "child_pid": child.pid if child is not None else None,
+                "child_start_time": child.start_time if child is not None else None,
                 "restarts": self.restarts,
                 "last_exit": self.last_exit,
                 "command": self.command,
@@ -174,6 +190,7 @@ class _Supervisor:
             self.files.output.open("ab") as output,
         ):
             _log(log, f"supervisor {os.getpid()} starting: {' '.join(self.command)}")
+            self.save()
             while not self.stopping:
                 began = time.monotonic()
                 self.killed_for = None
@@ -192,8 +209,10 @@ class _Supervisor:
                     code: int | None = None
                 else:
                     _log(log, f"started pid {self.child.pid} (restarts so far: {self.restarts})")
+                    self.child_identity = process_identity.identify(self.child.pid)
                     self.save()
                     code = self._wait_child(log)
+                    self.child = self.child_identity = None
                 if self.stopping:
                     break
                 uptime = time.monotonic() - began
@@ -212,6 +231,7 @@ class _Supervisor:
                 self._sleep(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF_S)
             self._stop_child(log)
+            self.child = self.child_identity = None
             self._kill_members()
             _log(log, f"supervisor {os.getpid()} stopped")
             self.child = None
@@ -232,13 +252,11 @@ class _Supervisor:
     def _check_memory(self, log: IO[str]) -> None:
         """Kill the service and its attached processes once they pass the budget."""
         assert self.child is not None and self.memory_max_bytes is not None
-        pids = memory_budget.accounted_pids(
-            self.child.pid, memory_budget.read_members(self.files.members)
-        )
-        used = memory_budget.usage_bytes(pids)
+        processes = memory_budget.accounted(self.child_identity, self.files.members, os.getsid(0))
+        used = memory_budget.usage_bytes(processes)
         if used <= self.memory_max_bytes or self.stopping:
             return
-        memory_budget.kill_all(pids)
+        killed = memory_budget.kill_all(processes)
         self.oom_kills += 1
         self.killed_for = {
             "reason": "memory limit",
@@ -248,13 +266,12 @@ class _Supervisor:
         _log(
             log,
             f"memory limit hit: {used} bytes resident > {self.memory_max_bytes}; "
-            f"killed pids {' '.join(map(str, pids))}",
+            f"killed pids {' '.join(str(process.pid) for process in killed)}",
         )
 
     def _kill_members(self) -> None:
         """Attached processes go with the service (a stopped unit's cgroup is emptied)."""
-        members = memory_budget.read_members(self.files.members)
-        memory_budget.kill_all(memory_budget.accounted_pids(None, members))
+        memory_budget.kill_all(memory_budget.accounted(None, self.files.members, os.getsid(0)))
         with contextlib.suppress(OSError):
             self.files.members.unlink()
 
@@ -267,12 +284,12 @@ class _Supervisor:
         child = self.child
         if child is None or child.poll() is not None:
             return
-        child.send_signal(signal.SIGTERM)
+        process_identity.signal_child(child, signal.SIGTERM)
         try:
             child.wait(timeout=STOP_GRACE_S)
         except subprocess.TimeoutExpired:
             _log(log, f"pid {child.pid} ignored SIGTERM for {STOP_GRACE_S:.0f}s: SIGKILL")
-            child.kill()
+            process_identity.signal_child(child, signal.SIGKILL)
             child.wait()
 
 
@@ -312,10 +329,12 @@ def start(files: Files, command: list[str], memory_max_bytes: int | None = None)
     os.waitpid(first, 0)
     deadline = time.monotonic() + START_WAIT_S
     while time.monotonic() < deadline:
-        if files.pid.exists() and files.pid.read_text(encoding="utf-8").strip():
+        if supervisor_identity(files) is not None:  # its pid and state files are written
             return "started"
         time.sleep(0.05)
-    raise SystemExit(f"supervise start: the supervisor wrote no pid file {files.pid}")
+    raise SystemExit(
+        f"supervise start: the supervisor wrote no pid file {files.pid} and state {files.state}"
+    )
 
 
 def _become_daemon(keep_fd: int) -> None:
@@ -334,19 +353,60 @@ def stop(files: Files) -> str:
     """Stop the supervisor and its command; 'stopped', or 'not running'."""
     if not is_running(files):
         return "not running"
-    try:
-        pid = int(files.pid.read_text(encoding="utf-8").strip())
-    except (OSError, ValueError):
-        message = f"supervise stop: {files.name} runs but {files.pid} names no pid"
-        raise SystemExit(message) from None
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGTERM)
+    supervisor = supervisor_identity(files)
+    if supervisor is None:
+        raise SystemExit(
+            f"supervise stop: {files.name} runs but no process holding {files.lock} is the one "
+            f"{files.pid} and {files.state} name: stop it by hand"
+        )
+    pid = supervisor.pid
+    process_identity.send_signal(supervisor, signal.SIGTERM)
     deadline = time.monotonic() + STOP_GRACE_S + 5
     while time.monotonic() < deadline:
         if not is_running(files):
             return "stopped"
         time.sleep(0.05)
     raise SystemExit(f"supervise stop: {files.name} (pid {pid}) did not stop")
+
+
+def supervisor_identity(files: Files) -> ProcessIdentity | None:
+    """The running supervisor of ``files``, proven: None when it cannot be.
+
+    The pid file's pid must be the supervisor its state file records (same start time and
+    boot) and must hold the lock file open - the lock that says a supervisor runs.
+    (A state file from an earlier version records no start time: the open lock decides.)
+    """
+    try:
+        pid = int(files.pid.read_text(encoding="utf-8").strip())
+        state = json.loads(files.state.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(state, dict) or state.get("supervisor_pid") != pid:
+        return None
+    found = process_identity.identify(pid)
+    if found is None or not found.alive() or not _holds_open(pid, files.lock):
+        return None
+    if "supervisor_start_time" not in state:
+        return found  # written by a supervisor of an earlier version: the open lock proves it
+    recorded = process_identity.identity_of(
+        pid, state.get("supervisor_start_time"), state.get("boot_id")
+    )
+    return found if recorded == found else None
+
+
+def _holds_open(pid: int, path: Path) -> bool:
+    """Whether process ``pid`` has ``path`` open (the supervisor keeps its lock open)."""
+    try:
+        wanted = path.stat()
+        descriptors = list(Path(f"/proc/{pid}/fd").iterdir())
+    except OSError:
+        return False
+    for descriptor in descriptors:
+        with contextlib.suppress(OSError):
+            found = descriptor.stat()
+            if (found.st_dev, found.st_ino) == (wanted.st_dev, wanted.st_ino):
+                return True
+    return False
 
 
 def status(files: Files) -> dict[str, Any]:

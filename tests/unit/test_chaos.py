@@ -18,7 +18,7 @@ from lepton_ops.chaos.controller import node_fault_id
 from lepton_ops.chaos.faults import PROGRESSIVE, MiB, parse_rate
 from lepton_ops.errors import BadInput, OperationFailed
 from lepton_ops.lab import Lab, LabMode
-from lepton_ops.lab.local_mode import _start_time
+from lepton_ops.process_identity import start_time as _start_time
 
 
 @pytest.mark.parametrize(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from lepton_ops import process_identity
 from lepton_ops.services import memory_budget
 from lepton_ops.services.supervise import Files, is_running, stop
 
@@ -104,17 +106,108 @@ def test_stopping_the_service_kills_its_attached_processes(files: Files) -> None
 
 def test_accounting_covers_the_tree_and_skips_dead_members(tmp_path: Path) -> None:
     path = memory_budget.members_file(tmp_path, "svc")
-    memory_budget.attach(path, os.getpid())
-    path.write_text(path.read_text() + "999999999\nnot-a-pid\n")
-    assert memory_budget.read_members(path) == [os.getpid()]
-    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    member = subprocess.Popen(
+        [sys.executable, "-c",
+         "import subprocess, sys, time; subprocess.Popen([sys.executable, '-c', "
+         "'import time; time.sleep(30)']); time.sleep(30)"],
+    )  # fmt: skip
     try:
-        pids = memory_budget.accounted_pids(None, [os.getpid()])
-        assert pids[0] == os.getpid() and child.pid in pids
-        assert memory_budget.usage_bytes(pids) > memory_budget.rss_bytes(os.getpid())
+        memory_budget.attach(path, member.pid)
+        path.write_text(path.read_text() + "999999999 5 1 1\nnot-a-pid\n")
+        wait_for(lambda: len(process_identity.process_tree(identify_or_fail(member.pid))) == 2)
+        processes = memory_budget.accounted(None, path, service_session=None)
+        assert processes[0].pid == member.pid and len(processes) == 2
+        assert memory_budget.usage_bytes(processes) > memory_budget.rss_bytes(member.pid)
     finally:
-        child.kill()
-        child.wait()
+        for process in process_identity.process_tree(identify_or_fail(member.pid))[1:]:
+            process_identity.send_signal(process, signal.SIGKILL)
+        member.kill()
+        member.wait()
+
+
+def identify_or_fail(pid: int) -> process_identity.ProcessIdentity:
+    found = process_identity.identify(pid)
+    assert found is not None
+    return found
+
+
+def unrelated_process() -> subprocess.Popen[bytes]:
+    """A process that has nothing to do with the service: its own session, not attached."""
+    return subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(300)"], start_new_session=True
+    )
+
+
+def test_a_bare_pid_in_the_members_file_is_never_killed(files: Files) -> None:
+    """The reported bug: an unrelated pid listed in svc.members was SIGKILLed on stop."""
+    supervise(files, "--memory-max-bytes", str(1024 * MiB))
+    wait_for(lambda: state(files).get("child_pid") is not None)
+    victim = unrelated_process()
+    try:
+        files.members.write_text(f"{victim.pid}\n1\n")  # the old format: pids alone
+        assert stop(files) == "stopped"
+        assert victim.poll() is None
+    finally:
+        victim.kill()
+        victim.wait()
+
+
+def test_a_reused_pid_and_pid_1_in_the_members_file_are_refused(files: Files) -> None:
+    """An entry whose pid now names another process (other start time) is not that process."""
+    supervise(files, "--memory-max-bytes", str(50 * MiB))
+    wait_for(lambda: state(files).get("child_pid") is not None)
+    victim = subprocess.Popen([sys.executable, "-c", LEAK], start_new_session=True)
+    try:
+        started = identify_or_fail(victim.pid).start_time
+        me = identify_or_fail(os.getpid())
+        files.members.write_text(
+            f"boot {process_identity.boot_id()}\n"
+            f"{victim.pid} {started - 1} {me.pid} {me.start_time}\n"  # the pid, reused
+            f"1 {identify_or_fail(1).start_time} {me.pid} {me.start_time}\n"
+        )
+        wait_for(lambda: memory_budget.rss_bytes(victim.pid) > 200 * MiB)
+        time.sleep(0.6)  # two budget checks: it is not counted, so nothing trips
+        assert state(files)["oom_kills"] == 0
+        assert stop(files) == "stopped"
+        assert victim.poll() is None
+    finally:
+        victim.kill()
+        victim.wait()
+
+
+def test_a_member_outside_the_sessions_of_service_and_registrar_is_refused(
+    files: Files,
+) -> None:
+    """Right pid and start time, but the registrar is gone and it is in a session of its own."""
+    supervise(files, "--memory-max-bytes", str(1024 * MiB))
+    wait_for(lambda: state(files).get("child_pid") is not None)
+    victim = unrelated_process()
+    try:
+        found = identify_or_fail(victim.pid)
+        files.members.write_text(
+            f"boot {found.boot_id}\n{found.pid} {found.start_time} {os.getpid()} 1\n"
+        )
+        assert stop(files) == "stopped"
+        assert victim.poll() is None
+    finally:
+        victim.kill()
+        victim.wait()
+
+
+def test_the_child_pid_is_cleared_as_soon_as_the_child_exits(files: Files) -> None:
+    """During the restart backoff the state file names no child: its pid may be reused."""
+    started = subprocess.run(
+        [sys.executable, "-m", "lepton_ops.services.supervise", "start", "--name", files.name,
+         "--run-dir", str(files.run_dir), "--", sys.executable, "-c",
+         "import time; time.sleep(0.3)"],
+        capture_output=True, text=True, timeout=30, check=True,
+    )  # fmt: skip
+    assert started.stdout.strip() == "started"
+    # Exits after 0.3 s each time; the backoff doubles from 0.1 s, so after a few restarts
+    # it waits seconds with no child.
+    wait_for(lambda: int(str(state(files).get("restarts") or 0)) >= 4, timeout=30)
+    wait_for(lambda: state(files).get("child_pid") is None, timeout=10)
+    assert state(files).get("child_start_time") is None
 
 
 def test_restart_without_a_command_keeps_command_and_budget_and_empties_tmp(

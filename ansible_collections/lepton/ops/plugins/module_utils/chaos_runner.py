@@ -16,7 +16,8 @@ a failure), ``stopped`` (SIGTERM: ``chaos stop``) or ``error``. A failure is wha
 would call one: the service's health check failing, its memory budget hit (the supervisor
 killed it), its data directory full (ENOSPC).
 
-Faults, all on one service of the node (its process tree from the supervisor's state file):
+Faults, all on one service of the node (its process tree from the supervisor's state file,
+only while the supervisor and its child there are still the recorded processes):
 
 * ``kill``: SIGKILL of the service's processes, as a crash; the supervisor restarts it.
 * ``hang``: SIGSTOP of the service's processes for the duration, then SIGCONT.
@@ -31,6 +32,10 @@ Faults, all on one service of the node (its process tree from the supervisor's s
 
 A progressive fault (memleak, diskfill) whose process is killed by a restart of the
 service before the failure ends ``remediated``: the restart is what fixed it.
+
+Every signal goes through ``process_identity``: a process is signalled only while it is
+still the one recorded (pid, start time, boot), so a pid reused by someone else is never
+hit - undoing a hang continues only the processes it stopped, if they are still them.
 """
 
 from __future__ import annotations
@@ -40,8 +45,11 @@ import json
 import os
 import signal
 import time
+from pathlib import Path
 from urllib.error import HTTPError
 from urllib.request import ProxyHandler, build_opener
+
+from ansible_collections.lepton.ops.plugins.module_utils import process_identity
 
 FAULTS = ('kill', 'hang', 'memleak', 'cpuhog', 'diskfill')
 FILL_PREFIX = 'chaos-fill-'
@@ -89,13 +97,7 @@ def read_records(chaos_dir):
 
 def process_start_time(pid):
     """Field 22 of /proc/PID/stat (clock ticks since boot): tells a reused pid apart."""
-    try:
-        with open('/proc/%d/stat' % pid, encoding='utf-8') as handle:
-            text = handle.read()
-    except OSError:
-        return None
-    fields = text[text.rfind(')') + 1:].split()
-    return int(fields[19]) if len(fields) > 19 else None
+    return process_identity.start_time(pid)
 
 
 def oom_kills(state_file):
@@ -107,42 +109,43 @@ def oom_kills(state_file):
         return 0
 
 
+def runner_identity(record):
+    """The identity of a record's runner (None when the record names none)."""
+    return process_identity.identity_of(record.get('pid'), record.get('pid_start'),
+                                        record.get('boot_id'))
+
+
 def runner_alive(record):
-    pid, started = record.get('pid'), record.get('pid_start')
-    return bool(pid) and started is not None and process_start_time(pid) == started
+    runner = runner_identity(record)
+    return runner is not None and runner.alive()
 
 
 def service_tree(state_file):
-    """The service's process and its descendants, from the supervisor's state file."""
+    """The service's process and its descendants, proven to be the supervisor's child now.
+
+    The supervisor's state file records its own identity and its running child's (null
+    between runs); both must still be those processes and the child the supervisor's.
+    """
     with open(state_file, encoding='utf-8') as handle:
-        child = json.load(handle).get('child_pid')
-    if not isinstance(child, int) or child <= 0:
-        raise ValueError('the service is not running (no child_pid in %s)' % state_file)
-    children = {}
-    for entry in os.listdir('/proc'):
-        if entry.isdigit():
-            try:
-                with open('/proc/%s/stat' % entry, encoding='utf-8') as handle:
-                    text = handle.read()
-            except OSError:
-                continue
-            fields = text[text.rfind(')') + 1:].split()
-            children.setdefault(int(fields[1]), []).append(int(entry))
-    found, pending = [], [child]
-    while pending:
-        pid = pending.pop()
-        if pid not in found:
-            found.append(pid)
-            pending.extend(children.get(pid, []))
-    return found
+        state = json.load(handle)
+    boot = state.get('boot_id')
+    supervisor = process_identity.identity_of(state.get('supervisor_pid'),
+                                              state.get('supervisor_start_time'), boot)
+    child = process_identity.identity_of(state.get('child_pid'), state.get('child_start_time'),
+                                         boot)
+    if supervisor is None or child is None:
+        raise ValueError('the service is not running (no running child recorded in %s)'
+                         % state_file)
+    if not (supervisor.alive() and child.alive()
+            and process_identity.parent_pid(child.pid) == supervisor.pid):
+        raise ValueError('the service is not running (the processes %s records are gone)'
+                         % state_file)
+    return process_identity.process_tree(child)
 
 
-def signal_all(pids, signum):
-    for pid in pids:
-        try:
-            os.kill(pid, signum)
-        except (ProcessLookupError, PermissionError):
-            continue
+def signal_all(processes, signum):
+    """Signal each of ``processes`` (identities) that is still itself; those signalled."""
+    return process_identity.signal_all(processes, signum)
 
 
 def healthy(url, timeout):
@@ -167,7 +170,8 @@ class Runner:
         self.record = {
             'id': spec['id'], 'fault': spec['fault'], 'params': spec['params'],
             'node': spec.get('node'), 'pid': os.getpid(),
-            'pid_start': process_start_time(os.getpid()), 'started_at': time.time(),
+            'pid_start': process_start_time(os.getpid()),
+            'boot_id': process_identity.boot_id(), 'started_at': time.time(),
             'failed_at': None, 'failure': None, 'ended_at': None, 'outcome': None,
             'detail': '',
         }
@@ -237,10 +241,9 @@ class Runner:
     # -- faults -----------------------------------------------------------------------------
 
     def run_kill(self):
-        pids = service_tree(self.spec['state_file'])
-        signal_all(pids, signal.SIGKILL)
-        self.failed('service killed (pids %s)' % ' '.join(map(str, pids)))
-        self.record['detail'] = 'killed %d processes' % len(pids)
+        killed = signal_all(service_tree(self.spec['state_file']), signal.SIGKILL)
+        self.failed('service killed (pids %s)' % ' '.join(str(p.pid) for p in killed))
+        self.record['detail'] = 'killed %d processes' % len(killed)
         # Watch it come back (the supervisor restarts it) for the rest of the duration.
         end = self.deadline()
         while time.monotonic() < end:
@@ -251,9 +254,9 @@ class Runner:
             self.sleep(PROBE_EVERY_S)
 
     def run_hang(self):
-        pids = service_tree(self.spec['state_file'])
-        signal_all(pids, signal.SIGSTOP)
-        self._undo = lambda: signal_all(pids, signal.SIGCONT)
+        stopped = signal_all(service_tree(self.spec['state_file']), signal.SIGSTOP)
+        # Only what was stopped, and only while each is still the process that was stopped.
+        self._undo = lambda: signal_all(stopped, signal.SIGCONT)
         end = self.deadline()
         while time.monotonic() < end:
             if self.health_failed():
@@ -268,8 +271,8 @@ class Runner:
                 signal.signal(signal.SIGTERM, signal.SIG_DFL)
                 while True:
                     pass
-            hogs.append(pid)
-        self._undo = lambda: self._reap(hogs)
+            hogs.append(process_identity.identify(pid))
+        self._undo = lambda: self._reap([hog for hog in hogs if hog is not None])
         misses = 0
         end = self.deadline()
         while time.monotonic() < end:
@@ -288,7 +291,8 @@ class Runner:
             self._leak(rate)
             os._exit(0)
         os.close(write_end)
-        self._undo = lambda: self._reap([pid])
+        leak = process_identity.identify(pid)  # our unreaped child: its pid is still its own
+        self._undo = lambda: self._reap([p for p in (leak,) if p is not None])
         kills_before = oom_kills(self.spec['state_file'])
         self.attach(pid)
         end = self.deadline()
@@ -296,6 +300,7 @@ class Runner:
             done, status = os.waitpid(pid, os.WNOHANG)
             if done:
                 self._undo = None
+                self.detach([pid])
                 if oom_kills(self.spec['state_file']) > kills_before:
                     self.failed('memory limit hit: the supervisor killed the service and the '
                                 'leak')
@@ -331,7 +336,9 @@ class Runner:
         if pid == 0:
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             os._exit(self._fill(path, rate, self.deadline()))
-        self._undo = lambda: (self._reap([pid]), os.path.lexists(path) and os.unlink(path))
+        writer = process_identity.identify(pid)  # our unreaped child: its pid is still its own
+        self._undo = lambda: (self._reap([p for p in (writer,) if p is not None]),
+                              os.path.lexists(path) and os.unlink(path))
         if self.spec.get('members_file'):
             self.attach(pid)
         while True:
@@ -339,6 +346,8 @@ class Runner:
             if not done:
                 self.sleep(0.1)
                 continue
+            self._undo = lambda: os.path.lexists(path) and os.unlink(path)
+            self.detach([pid])
             if os.WIFEXITED(status) and os.WEXITSTATUS(status) == errno.ENOSPC:
                 size = os.path.getsize(path) if os.path.exists(path) else 0
                 self.failed('disk full (ENOSPC) in %s after %d bytes'
@@ -369,22 +378,28 @@ class Runner:
         return 0
 
     def attach(self, pid):
-        """Count ``pid`` in the service's memory budget and kill it with the service."""
-        with open(self.spec['members_file'], 'a', encoding='utf-8') as handle:
-            handle.write('%d\n' % pid)
+        """Count ``pid`` (our child) in the service's memory budget and kill it with the
+        service: listed by identity, with this runner as the process that registered it."""
+        process_identity.add_member(Path(self.spec['members_file']), pid)
+
+    def detach(self, pids):
+        """Our children ``pids`` were reaped: their entries go (their pids may be reused)."""
+        if self.spec.get('members_file'):
+            process_identity.remove_members(Path(self.spec['members_file']), pids)
 
     def remediated(self, detail):
         self.record['remediated'] = True
         self.record['detail'] = detail
 
-    @staticmethod
-    def _reap(pids):
-        signal_all(pids, signal.SIGKILL)
-        for pid in pids:
+    def _reap(self, children):
+        """Kill and reap our own children (identities), and drop them from the members."""
+        signal_all(children, signal.SIGKILL)
+        for child in children:
             try:
-                os.waitpid(pid, 0)
+                os.waitpid(child.pid, 0)
             except ChildProcessError:
                 continue
+        self.detach([child.pid for child in children])
 
 
 def detach_and_run(spec, path):
@@ -423,11 +438,9 @@ def stop_runners(chaos_dir, wait_s=15.0):
     """SIGTERM every live runner in ``chaos_dir`` and wait for their records to end."""
     stopped = []
     for record in read_records(chaos_dir):
-        if record.get('ended_at') is None and runner_alive(record):
-            try:
-                os.kill(record['pid'], signal.SIGTERM)
-            except ProcessLookupError:
-                continue
+        runner = runner_identity(record)
+        live = record.get('ended_at') is None and runner is not None
+        if live and process_identity.send_signal(runner, signal.SIGTERM):
             stopped.append(record['id'])
     deadline = time.monotonic() + wait_s
     while stopped and time.monotonic() < deadline:

@@ -185,6 +185,14 @@ def parse_proc_stat(text):
     return fields[0], int(fields[1])
 
 
+def parse_start_time(text):
+    """When the process started (clock ticks since boot, field 22) from /proc/<pid>/stat."""
+    fields = text[text.rfind(')') + 1:].split()
+    if len(fields) < 20:
+        raise ValueError('too few fields')
+    return int(fields[19])
+
+
 def parse_vm_rss(text):
     """Resident memory in bytes from /proc/<pid>/status (VmRSS), None when it has none.
 
@@ -211,23 +219,15 @@ def process_state(pid, proc=PROC):
 def pid_alive(pid, proc=PROC):
     """Whether ``pid`` names a live process (a zombie is not one).
 
-    Without a readable /proc, falls back to signal 0.
+    Without a readable /proc nothing is known to be alive.
     """
-    if pid is None or pid <= 0:
+    if pid is None or pid <= 0 or not os.path.isdir(proc):
         return False
-    if os.path.isdir(proc):
-        try:
-            state = process_state(pid, proc)
-        except (OSError, ValueError):
-            state = '?'
-        return state is not None and state not in DEAD_STATES
     try:
-        os.kill(pid, 0)
-    except PermissionError:
-        return True
-    except OSError:
-        return False
-    return True
+        state = process_state(pid, proc)
+    except (OSError, ValueError):
+        state = '?'
+    return state is not None and state not in DEAD_STATES
 
 
 def descendants(pid, proc=PROC):

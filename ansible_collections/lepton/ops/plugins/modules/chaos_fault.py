@@ -288,6 +288,7 @@ def reported(records):
         if chaos_runner.abandoned(record):
             record['outcome'] = 'abandoned'
         record.pop('pid_start', None)
+        record.pop('boot_id', None)
         out.append(record)
     return out
 

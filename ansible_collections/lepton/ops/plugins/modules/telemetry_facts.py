@@ -133,8 +133,8 @@ options:
             V(/var/lib/lepton/lepton-worker.supervisor.json).
           - Its C(child_pid) is the service's process, its C(restarts) the restart count, its
             C(memory_max_bytes) the service's memory budget. Processes attached to the service
-            (pids in C(<name>.members) next to the state file) count towards its memory, as
-            processes in a systemd unit's cgroup do.
+            (listed by pid and start time in C(<name>.members) next to the state file) count
+            towards its memory, as processes in a systemd unit's cgroup do.
         type: path
       pid_file:
         description:
@@ -744,13 +744,30 @@ def members_path(state_file):
 
 
 def read_members(path):
-    """The live pids listed in a members file ([] when there is none)."""
+    """The live pids a members file lists ([] when there is none).
+
+    Each entry is ``pid start_time registrar_pid registrar_start_time`` (see the
+    collection's ``process_identity``): a pid counts only while it still names the process
+    that started at that time, as the supervisor counts it.
+    """
     try:
-        words = proc_stats.read_text(path).split()
+        lines = proc_stats.read_text(path).splitlines()
     except OSError:
         return []
-    pids = sorted(set(int(word) for word in words if word.isdigit() and int(word) > 0))
-    return [pid for pid in pids if proc_stats.pid_alive(pid, PROC)]
+    pids = set()
+    for line in lines:
+        words = line.split()
+        if len(words) != 4 or not all(word.isdigit() for word in words) or int(words[0]) <= 1:
+            continue
+        pid, started = int(words[0]), int(words[1])
+        try:
+            text = proc_stats.read_text(os.path.join(PROC, str(pid), 'stat'))
+            same = proc_stats.parse_start_time(text) == started
+        except (OSError, ValueError):
+            continue
+        if same and proc_stats.pid_alive(pid, PROC):
+            pids.add(pid)
+    return sorted(pids)
 
 
 def supervisor_budget(service):

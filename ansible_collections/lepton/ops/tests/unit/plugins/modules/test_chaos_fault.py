@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from ansible_collections.lepton.ops.plugins.module_utils import chaos_runner
+from ansible_collections.lepton.ops.plugins.module_utils import chaos_runner, process_identity
 from ansible_collections.lepton.ops.plugins.modules import chaos_fault
 from ansible_collections.lepton.ops.tests.unit.plugins.modules.utils import run_module
 
@@ -52,12 +52,26 @@ def service(tmp_path):
     url = 'http://%s:%d/' % (LOCALHOST, port)
     wait_for(lambda: chaos_runner.healthy(url, 0.5))
     state = tmp_path / 'lepton-test.supervisor.json'
-    state.write_text(json.dumps({'child_pid': server.pid, 'restarts': 0}))
+    # The test process stands for the supervisor: the server is its child.
+    state.write_text(json.dumps(supervisor_state(server.pid)))
     yield {'name': 'lepton-test', 'url': url, 'state_file': str(state)}, server
     if server.poll() is None:
         os.kill(server.pid, signal.SIGCONT)
         server.kill()
     server.wait()
+
+
+def supervisor_state(child_pid, child_start_time=None):
+    me = process_identity.identify(os.getpid())
+    child = process_identity.identify(child_pid)
+    return {'supervisor_pid': me.pid, 'supervisor_start_time': me.start_time,
+            'boot_id': me.boot_id, 'child_pid': child_pid,
+            'child_start_time': child.start_time if child_start_time is None
+            else child_start_time, 'restarts': 0}
+
+
+def first_member(path):
+    return process_identity.read_members(path)[0].process.pid
 
 
 def start(tmp_path, **args):
@@ -103,7 +117,7 @@ def test_memleak_grows_attached_to_the_service_until_killed(tmp_path, service):
     start(tmp_path, fault='memleak', id='m1', duration=30, rate=64 * 1024 * 1024, service=spec)
     members = tmp_path / 'lepton-test.members'
     wait_for(members.exists)
-    leak = int(members.read_text().split()[0])
+    leak = first_member(members)
     wait_for(lambda: chaos_runner_rss(leak) > 100 * 1024 * 1024)
     # What the supervisor does when the budget is hit: count it, and kill.
     with open(spec['state_file'], encoding='utf-8') as handle:
@@ -121,7 +135,7 @@ def test_a_leak_killed_by_a_restart_before_the_limit_is_remediated(tmp_path, ser
     start(tmp_path, fault='memleak', id='m2', duration=30, rate=1024 * 1024, service=spec)
     members = tmp_path / 'lepton-test.members'
     wait_for(members.exists)
-    os.kill(int(members.read_text().split()[0]), signal.SIGKILL)  # the restart's kill
+    os.kill(first_member(members), signal.SIGKILL)  # the restart's kill
     wait_for(ended(tmp_path, 'm2'))
     done = record(tmp_path, 'm2')
     assert done['outcome'] == 'remediated' and done['failed_at'] is None
@@ -134,10 +148,51 @@ def test_diskfill_writes_in_the_service_tmpdir_and_a_restart_remediates_it(tmp_p
     start(tmp_path, fault='diskfill', id='d3', duration=30, rate=1024 * 1024, service=spec)
     wait_for(lambda: list(tmp.glob(chaos_runner.FILL_PREFIX + '*')))
     members = tmp_path / 'lepton-test.members'
-    os.kill(int(members.read_text().split()[0]), signal.SIGKILL)
+    os.kill(first_member(members), signal.SIGKILL)
     wait_for(ended(tmp_path, 'd3'))
     assert record(tmp_path, 'd3')['outcome'] == 'remediated'
     assert not list(tmp.glob(chaos_runner.FILL_PREFIX + '*'))
+
+
+def test_kill_refuses_a_child_pid_that_is_no_longer_the_service(tmp_path, service):
+    """A stale child_pid (the pid reused by another process) is never signalled."""
+    spec, server = service
+    with open(spec['state_file'], 'w', encoding='utf-8') as handle:
+        started = process_identity.start_time(server.pid)
+        json.dump(supervisor_state(server.pid, child_start_time=started - 1), handle)
+    result = start(tmp_path, fault='kill', id='k9', duration=1.0, service=spec)
+    assert result['failed'] and 'the service is not running' in result['msg']
+    assert server.poll() is None
+
+
+def test_kill_refuses_a_child_that_is_not_the_supervisors(tmp_path, service):
+    """Right pid and start time, but not a child of the recorded supervisor."""
+    spec, dummy = service
+    other = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'],
+                             start_new_session=True)
+    try:
+        state = supervisor_state(other.pid)
+        state['supervisor_pid'] = 1
+        state['supervisor_start_time'] = process_identity.start_time(1)
+        with open(spec['state_file'], 'w', encoding='utf-8') as handle:
+            json.dump(state, handle)
+        result = start(tmp_path, fault='kill', id='k8', duration=1.0, service=spec)
+        assert result['failed']
+        assert other.poll() is None
+    finally:
+        other.kill()
+        other.wait()
+
+
+def test_a_reaped_leak_leaves_the_members_file(tmp_path, service):
+    """Entries are removed once the runner has reaped its process: the pid may be reused."""
+    spec, dummy = service
+    start(tmp_path, fault='memleak', id='m5', duration=30, rate=1024 * 1024, service=spec)
+    members = tmp_path / 'lepton-test.members'
+    wait_for(members.exists)
+    os.kill(first_member(members), signal.SIGKILL)
+    wait_for(ended(tmp_path, 'm5'))
+    assert process_identity.read_members(members) == []
 
 
 def chaos_runner_rss(pid):

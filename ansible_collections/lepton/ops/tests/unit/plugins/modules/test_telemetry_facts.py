@@ -342,8 +342,11 @@ def test_a_supervised_service_with_a_budget_counts_its_attached_processes(
     data = json.loads(supervisor_state(4711, restarts=0))
     data['memory_max_bytes'] = 512 * 1024 * 1024
     state.write_text(json.dumps(data))
-    # A dead pid and a word that is no pid are ignored, as the supervisor ignores them.
-    (tmp_path / 'lepton-worker.members').write_text('5000\n6000\nnope\n')
+    # A dead pid, a pid with another start time (reused), a bare pid and a word that is no
+    # pid are ignored, as the supervisor ignores them.
+    node.process(5002, 'python3', ppid=1, rss_kb=700000)  # not the process listed
+    (tmp_path / 'lepton-worker.members').write_text(
+        'boot b\n5000 500 4000 1\n6000 500 4000 1\n5002 499 4000 1\n5001\nnope\n')
     facts = facts_of(run_module(telemetry_module.main, {
         'sample_interval': 0,
         'services': [{'name': 'lepton-worker', 'url': health_url, 'state_file': str(state)}]}))

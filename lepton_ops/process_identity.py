@@ -1,0 +1,1 @@
+../ansible_collections/lepton/ops/plugins/module_utils/process_identity.py
