@@ -1,29 +1,31 @@
-"""Finding and stopping the lab's processes through /proc.
+"""Finding the lab's processes through /proc, by identity.
 
-A node's processes are found by mount namespace: the node's sshd runs in a namespace
-of its own, and everything it starts (SSH sessions, later the lepton services) inherits
-it, so "every process whose /proc/PID/ns/mnt equals the node sshd's" is exactly the
-node's processes, whoever their parent is.
+A node's processes are found by mount namespace - the node's sshd runs in a namespace of
+its own, and everything it starts (SSH sessions, later the lepton services) inherits it -
+but a namespace id alone proves nothing: ids are reused as soon as a namespace is gone.
+So a namespace is only taken for the node's while it is proven to be:
+
+* through the node's live sshd (its recorded pid, start time and boot), or
+* when that sshd is gone, per process: the process must still see the node's data
+  directory, a tmpfs whose source name is a random tag made for that node when it started
+  (``/proc/PID/mountinfo``) - no other namespace on the machine has that mount.
+
+Signals go through :mod:`lepton_ops.process_identity`, never by bare pid.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
-import time
-from collections.abc import Iterable
 from pathlib import Path
+
+from lepton_ops import process_identity
+from lepton_ops.process_identity import ProcessIdentity
 
 PROC = Path("/proc")
 
-
-def boot_id() -> str:
-    """This boot's id: pids and namespace ids recorded in another boot mean nothing."""
-    try:
-        return (PROC / "sys" / "kernel" / "random" / "boot_id").read_text().strip()
-    except OSError:
-        return ""
+boot_id = process_identity.boot_id
+is_running = process_identity.is_running
+stop_processes = process_identity.stop_processes
 
 
 def mount_namespace(pid: int) -> str | None:
@@ -40,17 +42,6 @@ def host_namespaces() -> set[str]:
     return {ns for ns in found if ns is not None}
 
 
-def is_running(pid: int) -> bool:
-    """True if ``pid`` exists and is not a zombie."""
-    try:
-        stat = (PROC / str(pid) / "stat").read_text()
-    except OSError:
-        return False
-    # The state is the field after the parenthesised command name, which may hold spaces.
-    state = stat.rsplit(")", 1)[-1].split()[0] if ")" in stat else "?"
-    return state not in ("Z", "X")
-
-
 def command_name(pid: int) -> str:
     try:
         return (PROC / str(pid) / "comm").read_text().strip()
@@ -58,57 +49,50 @@ def command_name(pid: int) -> str:
         return ""
 
 
-def pids_in_namespace(namespace: str) -> list[int]:
-    """Every live process whose mount namespace is ``namespace`` (never the host's)."""
+def pids_in_namespace(namespace: str) -> list[ProcessIdentity]:
+    """Every live process whose mount namespace is ``namespace`` now (never the host's).
+
+    Only meaningful while the namespace is proven to be the one meant (see the module).
+    """
     if namespace in host_namespaces():
         return []
-    own = os.getpid()
+    protected = process_identity.protected_pids()
     found = []
     for entry in PROC.iterdir():
-        if not entry.name.isdigit():
+        if not entry.name.isdigit() or int(entry.name) in protected:
             continue
         pid = int(entry.name)
-        if pid == own:
-            continue
         if mount_namespace(pid) == namespace and is_running(pid):
-            found.append(pid)
-    return sorted(found)
+            identity = process_identity.identify(pid)
+            if identity is not None:
+                found.append(identity)
+    return sorted(found, key=lambda identity: identity.pid)
 
 
-def stop_processes(pids: Iterable[int], grace_seconds: float = 3.0) -> list[int]:
-    """SIGTERM ``pids``, SIGKILL whatever is left after the grace period.
-
-    Returns the pids still running afterwards (normally none).
-    """
-    remaining = [pid for pid in set(pids) if is_running(pid)]
-    _signal_all(remaining, signal.SIGTERM)
-    remaining = _wait_gone(remaining, grace_seconds)
-    if remaining:
-        _signal_all(remaining, signal.SIGKILL)
-        remaining = _wait_gone(remaining, 2.0)
-    return remaining
-
-
-def _signal_all(pids: list[int], sig: signal.Signals) -> None:
-    for pid in pids:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.kill(pid, sig)
-
-
-def _wait_gone(pids: list[int], seconds: float) -> list[int]:
-    deadline = time.monotonic() + seconds
-    remaining = list(pids)
-    while remaining:
-        _reap(remaining)
-        remaining = [pid for pid in remaining if is_running(pid)]
-        if not remaining or time.monotonic() >= deadline:
-            break
-        time.sleep(0.05)
-    return remaining
+def mounts_tagged(pid: int, mount_point: Path, source: str) -> bool:
+    """Whether ``pid`` sees a mount of ``source`` (its file system's source name) on
+    ``mount_point`` - the proof that it lives in the namespace that mounted it."""
+    try:
+        lines = (PROC / str(pid) / "mountinfo").read_text().splitlines()
+    except OSError:
+        return False
+    for line in lines:
+        # id parent major:minor root mount_point options [optional...] - type source super
+        before, _, after = line.partition(" - ")
+        fields, tail = before.split(), after.split()
+        if (
+            len(fields) >= 5
+            and len(tail) >= 2
+            and (fields[4], tail[1]) == (str(mount_point), source)
+        ):
+            return True
+    return False
 
 
-def _reap(pids: list[int]) -> None:
-    """Collect the exit status of any of ``pids`` that are our own children."""
-    for pid in pids:
-        with contextlib.suppress(ChildProcessError, OSError):
-            os.waitpid(pid, os.WNOHANG)
+def tagged_in_namespace(namespace: str, mount_point: Path, source: str) -> list[ProcessIdentity]:
+    """The processes of ``namespace`` that prove, each by its mounts, to be the node's."""
+    return [
+        identity
+        for identity in pids_in_namespace(namespace)
+        if mounts_tagged(identity.pid, mount_point, source)
+    ]

@@ -22,6 +22,11 @@ class NodeRecord:
     weight: int
     sshd_pid: int | None = None
     mount_ns: str | None = None  # e.g. "mnt:[4026532301]", from /proc/PID/ns/mnt
+    #: the sshd's start time (clock ticks since boot): with the pid and boot, its identity
+    sshd_start_time: int | None = None
+    #: the source name of the node's data-dir tmpfs, random per start: processes that see
+    #: it mounted on /var/lib/lepton are the node's (see lepton_ops.lab.processes)
+    data_tag: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -30,6 +35,8 @@ class NodeRecord:
             "weight": self.weight,
             "sshd_pid": self.sshd_pid,
             "mount_ns": self.mount_ns,
+            "sshd_start_time": self.sshd_start_time,
+            "data_tag": self.data_tag,
         }
 
 
@@ -105,6 +112,12 @@ def read_record(path: Path) -> LabRecord | None:
                     weight=int(node["weight"]),
                     sshd_pid=int(node["sshd_pid"]) if node.get("sshd_pid") else None,
                     mount_ns=str(node["mount_ns"]) if node.get("mount_ns") else None,
+                    sshd_start_time=(
+                        int(node["sshd_start_time"])
+                        if node.get("sshd_start_time") is not None
+                        else None
+                    ),
+                    data_tag=str(node["data_tag"]) if node.get("data_tag") else None,
                 )
                 for node in data.get("nodes", [])
             ),

@@ -22,19 +22,24 @@ to it by ``lab down`` (:func:`save_data`). While the node runs, the controller s
 live directory through ``/proc/<sshd pid>/root`` (:func:`live_data_dir`).
 
 sshd daemonizes inside the namespace; every SSH session and service it starts inherits
-the namespace, and ``lab down`` finds them all through /proc/PID/ns/mnt.
+the namespace. ``lab down`` finds them through the node's live sshd (recorded by pid,
+start time and boot) or, once that sshd is gone, by the node's random data tag each
+process still has mounted - never by a namespace id alone (see
+:mod:`lepton_ops.lab.processes`).
 """
 
 from __future__ import annotations
 
 import os
 import pwd
+import secrets
 import shlex
 import shutil
 import subprocess
 import time
 from pathlib import Path
 
+from lepton_ops import process_identity
 from lepton_ops.errors import BadInput, OperationFailed
 from lepton_ops.lab.layout import NODE_DATA_DIR, OVERLAID_DIRS, LabLayout, NodePaths
 from lepton_ops.lab.probe import port_is_free, ssh_banner_reachable
@@ -45,6 +50,7 @@ from lepton_ops.lab.processes import (
     mount_namespace,
     pids_in_namespace,
     stop_processes,
+    tagged_in_namespace,
 )
 from lepton_ops.lab.record import NodeRecord
 from lepton_ops.lab.topology import LAB_NODES, NODE_DATA_QUOTA_MB, LabNode
@@ -173,7 +179,12 @@ def sshd_config_text(layout: LabLayout, node: LabNode, port: int) -> str:
     )
 
 
-def namespace_script(paths: NodePaths, config: Path, log: Path) -> str:
+def new_data_tag(node: LabNode) -> str:
+    """A fresh source name for the node's data tmpfs: its namespace's proof of identity."""
+    return f"lepton-data-{node.name}-{secrets.token_hex(8)}"
+
+
+def namespace_script(paths: NodePaths, config: Path, log: Path, data_tag: str) -> str:
     """The shell script that runs inside the node's new mount namespace."""
     lines = ["set -eu"]
     for lower in OVERLAID_DIRS:
@@ -186,7 +197,8 @@ def namespace_script(paths: NodePaths, config: Path, log: Path) -> str:
         lines.append(f"mount --bind {shlex.quote(str(source))} {shlex.quote(str(target))}")
     data = shlex.quote(str(NODE_DATA_DIR))
     lines.append(f"mkdir -p {data}")
-    lines.append(f"mount -t tmpfs -o size={NODE_DATA_QUOTA_MB}m,mode=0755 lepton-data {data}")
+    options = f"size={NODE_DATA_QUOTA_MB}m,mode=0755"
+    lines.append(f"mount -t tmpfs -o {options} {shlex.quote(data_tag)} {data}")
     lines.append(f"cp -a {shlex.quote(str(paths.data_dir))}/. {data}/")
     lines.append(f"exec {SSHD} -f {shlex.quote(str(config))} -E {shlex.quote(str(log))}")
     return "\n".join(lines) + "\n"
@@ -204,7 +216,8 @@ def start_node(layout: LabLayout, node: LabNode, port: int) -> NodeRecord:
     paths.sshd_config.write_text(sshd_config_text(layout, node, port), encoding="utf-8")
     paths.pid_file.unlink(missing_ok=True)
     PRIVSEP_DIR.mkdir(mode=0o755, parents=True, exist_ok=True)
-    script = namespace_script(paths, paths.sshd_config, paths.sshd_log)
+    data_tag = new_data_tag(node)
+    script = namespace_script(paths, paths.sshd_config, paths.sshd_log, data_tag)
     with paths.start_log.open("w", encoding="utf-8") as start_log:
         # sshd forks into the background once it is set up; the foreground process exits.
         result = subprocess.run(
@@ -230,6 +243,8 @@ def start_node(layout: LabLayout, node: LabNode, port: int) -> NodeRecord:
         weight=node.weight,
         sshd_pid=pid,
         mount_ns=namespace,
+        sshd_start_time=process_identity.start_time(pid) if pid is not None else None,
+        data_tag=data_tag,
     )
     if pid is None or namespace is None:
         raise StartFailed(
@@ -334,36 +349,50 @@ def save_data(record: NodeRecord, paths: NodePaths, recorded_boot: str) -> str |
     return None
 
 
+def sshd_identity(
+    record: NodeRecord, recorded_boot: str
+) -> process_identity.ProcessIdentity | None:
+    """The node's sshd as recorded (None when the record has no identity for it)."""
+    if record.sshd_pid is None or record.sshd_start_time is None:
+        return None
+    return process_identity.ProcessIdentity(record.sshd_pid, record.sshd_start_time, recorded_boot)
+
+
 def node_running(record: NodeRecord, recorded_boot: str) -> bool:
-    """True if the node's recorded sshd is still alive, in the node's namespace."""
-    if record.sshd_pid is None or record.mount_ns is None or recorded_boot != boot_id():
+    """True if the node's recorded sshd is still that very process, in the node's namespace."""
+    sshd = sshd_identity(record, recorded_boot)
+    if sshd is None or record.mount_ns is None or not sshd.alive():
         return False
-    return (
-        is_running(record.sshd_pid)
-        and mount_namespace(record.sshd_pid) == record.mount_ns
-        and command_name(record.sshd_pid) == "sshd"
-    )
+    return mount_namespace(sshd.pid) == record.mount_ns and command_name(sshd.pid) == "sshd"
+
+
+def node_processes(
+    record: NodeRecord, recorded_boot: str
+) -> list[process_identity.ProcessIdentity]:
+    """The node's processes now, each proven to be the node's (see the module docstring).
+
+    Through the live sshd, every process of its namespace; with the sshd gone, only those
+    that still have the node's tagged data dir mounted. Nothing of another boot.
+    """
+    if record.mount_ns is None or recorded_boot != boot_id():
+        return []
+    if node_running(record, recorded_boot):
+        return pids_in_namespace(record.mount_ns)
+    if record.data_tag is None:
+        return []  # recorded by an earlier version: no proof of whose the namespace is now
+    return tagged_in_namespace(record.mount_ns, NODE_DATA_DIR, record.data_tag)
 
 
 def stop_node(record: NodeRecord, recorded_boot: str) -> list[int]:
-    """Stop the node's sshd and every process in its mount namespace.
+    """Stop the node's sshd and every process proven to be the node's.
 
-    Returns pids that would not die (normally none). Namespace ids from another boot
-    are ignored (they may name unrelated namespaces now).
+    Returns pids that would not die (normally none).
     """
-    pids: set[int] = set()
-    same_boot = recorded_boot == boot_id()
-    if same_boot and record.mount_ns is not None:
-        pids.update(pids_in_namespace(record.mount_ns))
-    if same_boot and record.sshd_pid is not None and node_running(record, recorded_boot):
-        pids.add(record.sshd_pid)
-    # A session may fork while we signal: go round until the namespace is empty.
-    remaining: list[int] = []
+    processes = node_processes(record, recorded_boot)
+    # A session may fork while we signal: go round until no process of the node is left.
     for _ in range(3):
-        if not pids:
+        if not processes:
             break
-        remaining = stop_processes(pids)
-        pids = set(remaining)
-        if same_boot and record.mount_ns is not None:
-            pids.update(pids_in_namespace(record.mount_ns))
-    return sorted(pids)
+        stop_processes(processes)
+        processes = node_processes(record, recorded_boot)
+    return sorted(process.pid for process in processes)

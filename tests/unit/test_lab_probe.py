@@ -98,7 +98,9 @@ def test_host_namespace_is_never_emptied() -> None:
 def test_stop_processes_terminates_and_reports() -> None:
     child = subprocess.Popen(["sleep", "60"])
     assert processes.is_running(child.pid)
-    assert processes.stop_processes([child.pid], grace_seconds=2) == []
+    identity = processes.process_identity.identify(child.pid)
+    assert identity is not None
+    assert processes.stop_processes([identity], grace_seconds=2) == []
     assert not processes.is_running(child.pid)
     child.wait()
 

@@ -48,7 +48,7 @@ def test_known_hosts_lines() -> None:
 def test_namespace_script_overlays_then_binds_then_runs_sshd(tmp_path: Path) -> None:
     layout = LabLayout(tmp_path)
     paths = layout.node("node4")
-    script = ssh_mode.namespace_script(paths, paths.sshd_config, paths.sshd_log)
+    script = ssh_mode.namespace_script(paths, paths.sshd_config, paths.sshd_log, "tag-1")
     lines = script.splitlines()
     assert lines[0] == "set -eu"
     overlays = [line for line in lines if line.startswith("mount -t overlay")]
@@ -61,7 +61,7 @@ def test_namespace_script_overlays_then_binds_then_runs_sshd(tmp_path: Path) -> 
         f"mount --bind {paths.config_dir} /etc/lepton",
     ]
     # The data dir: a tmpfs of the node's quota, seeded from the node's kept copy.
-    tmpfs = lines.index("mount -t tmpfs -o size=128m,mode=0755 lepton-data /var/lib/lepton")
+    tmpfs = lines.index("mount -t tmpfs -o size=128m,mode=0755 tag-1 /var/lib/lepton")
     assert lines[tmpfs + 1] == f"cp -a {paths.data_dir}/. /var/lib/lepton/"
     assert tmpfs > lines.index(binds[-1])
     # Mount points are made after the overlays, so they exist only inside the namespace.
