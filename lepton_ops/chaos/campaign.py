@@ -23,7 +23,6 @@ from typing import Any
 from lepton_ops.chaos.controller import Chaos
 from lepton_ops.chaos.faults import FaultKind, FaultSpec, MiB
 from lepton_ops.errors import LeptonError
-from lepton_ops.lab.topology import LAB_NODES
 from lepton_ops.telemetry.collect import collect
 from lepton_ops.telemetry.records import FaultRecord
 
@@ -113,7 +112,7 @@ def run_campaign(
     result = CampaignResult(campaign)
     say = on_progress or (lambda line: None)
     rng = random.Random(seed)  # noqa: S311 - a schedule, not a secret
-    nodes = [node.name for node in LAB_NODES]
+    nodes = [node.name for node in chaos.lab.nodes]
     stop = threading.Event()
 
     def sample() -> None:

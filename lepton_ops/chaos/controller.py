@@ -22,11 +22,10 @@ from typing import Any
 
 from rich.console import Console
 
-from lepton_ops.chaos.faults import ON_NODE, SSH_ONLY, FaultKind, FaultSpec
+from lepton_ops.chaos.faults import ON_NODE, SSH_ONLY, FaultKind, FaultSpec, partition_owner
 from lepton_ops.errors import BadInput, OperationFailed
 from lepton_ops.gateway import PlaybookResult, PlaybookRun, run_playbook
-from lepton_ops.lab import Lab, LabMode, firewall
-from lepton_ops.lab.topology import LAB_NODES, node_named
+from lepton_ops.lab import Lab, LabMode
 from lepton_ops.telemetry.records import FaultOutcome, FaultRecord
 from lepton_ops.telemetry.store import TelemetryStore, store_path
 
@@ -73,7 +72,7 @@ class Chaos:
     ) -> list[FaultRecord]:
         """Start one fault per node of ``plan`` (node name -> fault); their records."""
         for node, spec in plan.items():
-            node_named(node)
+            self.lab.node(node)
             if spec.kind in SSH_ONLY and self.mode is not LabMode.SSH:
                 raise BadInput(
                     f"{spec.kind.value} needs the ssh lab (a size-limited data dir and a node "
@@ -104,9 +103,9 @@ class Chaos:
             return [record for record in store.faults(active=None) if record.id in wanted]
 
     def _partition(self, store: TelemetryStore, node: str, fault_id: int, spec: FaultSpec) -> None:
-        address = node_named(node).address
+        address = self.lab.node(node).address
         try:
-            firewall.cut_off(address)
+            self.lab.firewall().cut_off(address, partition_owner(fault_id))
         except OperationFailed as exc:
             store.end_fault(fault_id, FaultOutcome.ERROR, detail=str(exc))
             return
@@ -131,8 +130,8 @@ class Chaos:
 
     def stop(self, nodes: Iterable[str] | None = None) -> list[FaultRecord]:
         """Stop and undo the faults on ``nodes`` (default all); the faults that were stopped."""
-        names = [node_named(name).name for name in nodes] if nodes else None
-        hosts = tuple(names or (node.name for node in LAB_NODES))
+        names = [self.lab.node(name).name for name in nodes] if nodes else None
+        hosts = tuple(names or (node.name for node in self.lab.nodes))
         with self.store() as store:
             before = {r.id for r in store.faults(active=True) if r.node in hosts}
         for node in hosts:
@@ -145,12 +144,14 @@ class Chaos:
     def _end_partitions(self, node: str) -> None:
         if self.mode is not LabMode.SSH or os.geteuid() != 0:
             return
+        address = self.lab.node(node).address
+        firewall = self.lab.firewall()
         with self.store() as store:
             # Its timer sees the fault ended and leaves the firewall alone.
             for record in store.faults(node=node, fault=FaultKind.PARTITION.value, active=True):
+                firewall.restore(address, partition_owner(record.id))
                 outcome = FaultOutcome.FAILED if record.failed_at else FaultOutcome.STOPPED
                 store.end_fault(record.id, outcome, detail="stopped by chaos stop")
-        firewall.restore(node_named(node).address)
 
     def _apply(
         self,
@@ -213,7 +214,7 @@ class Chaos:
         plan: Mapping[str, Any] | None = None,
         on_event: Any = None,
     ) -> PlaybookResult:
-        chosen = hosts or tuple(node.name for node in LAB_NODES)
+        chosen = hosts or tuple(node.name for node in self.lab.nodes)
         extravars: dict[str, Any] = {"lepton_chaos_action": action}
         if plan is not None:
             extravars["lepton_chaos_plan"] = dict(plan)

@@ -132,3 +132,8 @@ class FaultSpec:
         if self.hold_s is not None:
             entry["hold"] = self.hold_s
         return entry
+
+
+def partition_owner(fault_id: int) -> str:
+    """Who the firewall rules of a partition belong to: only its own are restored."""
+    return f"fault {fault_id}"

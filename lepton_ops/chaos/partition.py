@@ -16,7 +16,8 @@ import time
 from pathlib import Path
 from types import FrameType
 
-from lepton_ops.lab import firewall
+from lepton_ops.chaos.faults import partition_owner
+from lepton_ops.lab import Lab
 from lepton_ops.telemetry.records import FaultOutcome
 from lepton_ops.telemetry.store import TelemetryStore, store_path
 
@@ -45,7 +46,8 @@ def main(argv: list[str] | None = None) -> int:
         # partition of the same node is not this timer's to undo.
         if not any(f.id == args.fault_id for f in store.faults(active=True)):
             return 0
-        firewall.restore(args.address)
+        # Only this fault's rules: another fault's cut of the same node stays.
+        Lab(args.state_dir).firewall().restore(args.address, partition_owner(args.fault_id))
         store.end_fault(args.fault_id, FaultOutcome.FAILED, detail="address restored")
     return 0
 

@@ -14,8 +14,10 @@ from lepton_ops.lab.topology import DEFAULT_SSH_PORT
 from lepton_ops.settings import Settings
 
 app = typer.Typer(
-    help="The embedded lab: five nodes on 127.0.1.1-5 (ssh mode: a real sshd per node in "
-    "its own mount namespace; local mode: one directory tree per node, no root needed).",
+    help="The embedded lab: five nodes on 127.0.1.1-5, or the next free block of five "
+    "(127.0.1.11-15, ...) when another lab holds it or /etc/hosts names one of its addresses "
+    "(ssh mode: a real sshd per node in its own mount namespace; local mode: one directory "
+    "tree per node, no root needed).",
     no_args_is_help=True,
 )
 
@@ -32,6 +34,15 @@ PortOpt = Annotated[
     int,
     typer.Option("--ssh-port", min=1, max=65535, help="Port every ssh-mode node listens on."),
 ]
+FirstAddressOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--first-address",
+        help="The first of the lab's five addresses: 127.0.1.1, 127.0.1.11, ... 127.0.1.241. "
+        "Default: the first free block.",
+        show_default=False,
+    ),
+]
 PurgeOpt = Annotated[
     bool,
     typer.Option("--purge", help="Also delete the nodes' data, keys and logs (default: keep)."),
@@ -44,10 +55,12 @@ def up_command(
     cfg: Settings,
     mode: ModeOpt = None,
     ssh_port: PortOpt = DEFAULT_SSH_PORT,
+    first_address: FirstAddressOpt = None,
 ) -> None:
     """Bring the lab up (harmless when it is already up) and write its inventory."""
+    lab = Lab(cfg.state_dir, ssh_port=ssh_port, first_address=first_address)
     cfg.ensure_state_dir()
-    status = Lab(cfg.state_dir, ssh_port=ssh_port).up(mode)
+    status = lab.up(mode)
     _show(status, json_output=cfg.json, title="lab up")
 
 
@@ -71,7 +84,7 @@ def down_command(
     cfg: Settings,
     purge: PurgeOpt = False,
 ) -> None:
-    """Stop every process the lab started and remove its firewall chain (data is kept)."""
+    """Stop every process the lab started and remove its own firewall chain (data is kept)."""
     lab = Lab(cfg.state_dir)
     was_up = lab.is_up()
     lab.down(purge=purge)

@@ -91,7 +91,10 @@ def node_path_vars(layout: LabLayout, node: LabNode, mode: LabMode) -> dict[str,
 
 
 def inventory_data(
-    layout: LabLayout, mode: LabMode, ssh: SshSettings | None = None
+    layout: LabLayout,
+    mode: LabMode,
+    ssh: SshSettings | None = None,
+    nodes: tuple[LabNode, ...] = LAB_NODES,
 ) -> dict[str, Any]:
     """The inventory as plain data (what :func:`write_inventory` dumps)."""
     shared: dict[str, Any] = {
@@ -117,7 +120,7 @@ def inventory_data(
     else:
         shared["ansible_connection"] = "local"
     hosts: dict[str, Any] = {}
-    for node in LAB_NODES:
+    for node in nodes:
         hosts[node.name] = {
             "ansible_host": node.address,
             "lepton_weight": node.weight,
@@ -126,13 +129,18 @@ def inventory_data(
     children: dict[str, Any] = {}
     for group in (AGGREGATOR_GROUP, WORKERS_GROUP):
         members: dict[str, dict[str, Any]] = {
-            node.name: {} for node in LAB_NODES if group in node.groups
+            node.name: {} for node in nodes if group in node.groups
         }
         children[group] = {"hosts": members}
     return {"all": {"vars": shared, "hosts": hosts, "children": children}}
 
 
-def write_inventory(layout: LabLayout, mode: LabMode, ssh: SshSettings | None = None) -> Path:
+def write_inventory(
+    layout: LabLayout,
+    mode: LabMode,
+    ssh: SshSettings | None = None,
+    nodes: tuple[LabNode, ...] = LAB_NODES,
+) -> Path:
     """Write ``<state_dir>/lab/inventory.yml`` atomically; return its path."""
     path = layout.inventory
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -140,7 +148,7 @@ def write_inventory(layout: LabLayout, mode: LabMode, ssh: SshSettings | None = 
         f"# The lepton-ops lab inventory ({mode.value} mode), written by 'lepton-ops lab up'.\n"
         f"# Regenerated on every 'lab up': edits here are overwritten.\n"
     )
-    body = yaml.safe_dump(inventory_data(layout, mode, ssh), sort_keys=False, width=1000)
+    body = yaml.safe_dump(inventory_data(layout, mode, ssh, nodes), sort_keys=False, width=1000)
     temporary = path.with_name(path.name + ".tmp")
     temporary.write_text(header + body, encoding="utf-8")
     temporary.replace(path)

@@ -1,4 +1,6 @@
-"""The lab: five nodes on 127.0.1.1-5, brought up, inspected and taken down."""
+"""The lab: five nodes on a loopback address block (127.0.1.1-5 by default), brought up,
+inspected and taken down. Each lab claims its block (see :mod:`lepton_ops.lab.address_claims`)
+and has a firewall chain of its own, so labs of different state dirs never touch each other."""
 
 from __future__ import annotations
 
@@ -12,7 +14,9 @@ from pathlib import Path
 from filelock import FileLock, Timeout
 
 from lepton_ops.errors import BadInput, OperationFailed
-from lepton_ops.lab import firewall, local_mode, ssh_mode
+from lepton_ops.lab import local_mode, ssh_mode
+from lepton_ops.lab.address_claims import AddressClaims
+from lepton_ops.lab.firewall import LabFirewall
 from lepton_ops.lab.inventory_file import SshSettings, write_inventory
 from lepton_ops.lab.layout import LabLayout, NodePaths
 from lepton_ops.lab.probe import probe_all
@@ -25,7 +29,13 @@ from lepton_ops.lab.record import (
     write_record,
 )
 from lepton_ops.lab.status import LabMode, LabStatus, NodeStatus
-from lepton_ops.lab.topology import DEFAULT_SSH_PORT, LAB_NODES, node_named
+from lepton_ops.lab.topology import (
+    DEFAULT_FIRST_ADDRESS,
+    DEFAULT_SSH_PORT,
+    LabNode,
+    lab_nodes,
+    node_named,
+)
 
 LOCK_TIMEOUT = 300.0
 
@@ -51,12 +61,39 @@ class Lab:
     nodes' data unless ``purge`` is given.
     """
 
-    def __init__(self, state_dir: Path, *, ssh_port: int = DEFAULT_SSH_PORT) -> None:
+    def __init__(
+        self,
+        state_dir: Path,
+        *,
+        ssh_port: int = DEFAULT_SSH_PORT,
+        first_address: str | None = None,
+        claims: AddressClaims | None = None,
+    ) -> None:
         if not 1 <= ssh_port <= 65535:
             raise BadInput(f"ssh port {ssh_port} is out of range: give a port from 1 to 65535")
+        if first_address is not None:
+            lab_nodes(first_address)  # BadInput unless it starts a block
         self.state_dir = Path(state_dir).expanduser().resolve()
         self.layout = LabLayout(self.state_dir)
         self.ssh_port = ssh_port
+        self.first_address = first_address
+        self.claims = claims or AddressClaims()
+
+    @property
+    def nodes(self) -> tuple[LabNode, ...]:
+        """The lab's nodes: the running lab's block, else the one asked for (or the default)."""
+        record = read_record(self.layout.record)
+        if record is not None:
+            return lab_nodes(record.first_address)
+        return lab_nodes(self.first_address or DEFAULT_FIRST_ADDRESS)
+
+    def node(self, name: str) -> LabNode:
+        """The lab's node called ``name`` (BadInput if there is none)."""
+        return node_named(name, self.nodes)
+
+    def firewall(self) -> LabFirewall:
+        """This lab's own firewall rules (ssh mode: cutting nodes off)."""
+        return LabFirewall(self.state_dir, [node.address for node in self.nodes])
 
     @property
     def inventory_path(self) -> Path:
@@ -114,10 +151,19 @@ class Lab:
             record = read_record(self.layout.record)
             if record is not None:
                 self._check_compatible(record, chosen)
-            if chosen is LabMode.LOCAL:
-                self._up_local()
+                block = record.first_address
             else:
-                self._up_ssh(record)
+                block = self.claims.claim(self.state_dir, self.first_address)
+            nodes = lab_nodes(block)
+            try:
+                if chosen is LabMode.LOCAL:
+                    self._up_local(nodes, block)
+                else:
+                    self._up_ssh(record, nodes, block)
+            except BaseException:
+                if read_record(self.layout.record) is None:
+                    self.claims.release(self.state_dir, block)
+                raise
         return self.status()
 
     def _check_compatible(self, record: LabRecord, chosen: LabMode) -> None:
@@ -126,18 +172,22 @@ class Lab:
                 f"the lab in {self.state_dir} is already up in {record.mode.value} mode: run "
                 f"'lepton-ops lab down' first to bring it up in {chosen.value} mode"
             )
+        if self.first_address is not None and record.first_address != self.first_address:
+            raise BadInput(
+                f"the lab in {self.state_dir} is up on the addresses from "
+                f"{record.first_address}: run 'lepton-ops lab down' first to move it"
+            )
         if chosen is LabMode.SSH and record.ssh_port != self.ssh_port:
             raise BadInput(
                 f"the lab in {self.state_dir} is up on port {record.ssh_port}, not "
                 f"{self.ssh_port}: run 'lepton-ops lab down' first to change the port"
             )
 
-    def _up_local(self) -> None:
+    def _up_local(self, lab: tuple[LabNode, ...], block: str) -> None:
         local_mode.prepare_nodes(self.layout)
-        inventory = write_inventory(self.layout, LabMode.LOCAL)
+        inventory = write_inventory(self.layout, LabMode.LOCAL, nodes=lab)
         nodes = tuple(
-            NodeRecord(name=node.name, address=node.address, weight=node.weight)
-            for node in LAB_NODES
+            NodeRecord(name=node.name, address=node.address, weight=node.weight) for node in lab
         )
         write_record(
             self.layout.record,
@@ -148,18 +198,19 @@ class Lab:
                 ssh_port=None,
                 boot_id=boot_id(),
                 nodes=nodes,
+                first_address=block,
             ),
         )
 
-    def _up_ssh(self, previous: LabRecord | None) -> None:
+    def _up_ssh(self, previous: LabRecord | None, lab: tuple[LabNode, ...], block: str) -> None:
         port = self.ssh_port
-        ssh_mode.ensure_keys(self.layout)
-        ssh_mode.write_known_hosts(self.layout, port)
+        ssh_mode.ensure_keys(self.layout, lab)
+        ssh_mode.write_known_hosts(self.layout, port, lab)
         recorded = previous
         if recorded is not None and recorded.boot_id != boot_id():
             recorded = None  # recorded in another boot: nothing of it runs any more
         to_start = []
-        for node in LAB_NODES:
+        for node in lab:
             node_record = recorded.node(node.name) if recorded is not None else None
             if node_record is not None and recorded is not None:
                 if ssh_mode.node_running(node_record, recorded.boot_id):
@@ -178,6 +229,7 @@ class Lab:
                 private_key=self.layout.ssh_key,
                 known_hosts=self.layout.known_hosts,
             ),
+            nodes=lab,
         )
         current = recorded or LabRecord(
             mode=LabMode.SSH,
@@ -185,6 +237,7 @@ class Lab:
             ssh_key=self.layout.ssh_key,
             ssh_port=port,
             boot_id=boot_id(),
+            first_address=block,
         )
         current = replace(current, inventory=inventory, ssh_key=self.layout.ssh_key)
         write_record(self.layout.record, current)
@@ -200,9 +253,8 @@ class Lab:
         except BaseException:
             write_record(self.layout.record, current)
             if recorded is None:
-                # Nothing of a half-started lab is left behind. The firewall chain is
-                # shared by every lab on the machine, so a failed start leaves it alone.
-                self._teardown(current, firewall_chain=False)
+                # Nothing of a half-started lab is left behind.
+                self._teardown(current)
             raise
 
     # -- status ---------------------------------------------------------------------------
@@ -214,18 +266,19 @@ class Lab:
             raise OperationFailed(
                 f"no lab is up (state dir {self.state_dir}): start one with 'lepton-ops lab up'"
             )
+        nodes = lab_nodes(record.first_address)
         if record.mode is LabMode.SSH:
             port = record.ssh_port or DEFAULT_SSH_PORT
-            reachable = probe_all((node.address for node in LAB_NODES), port)
+            reachable = probe_all((node.address for node in nodes), port)
         else:
-            reachable = [local_mode.node_reachable(self.layout, node) for node in LAB_NODES]
+            reachable = [local_mode.node_reachable(self.layout, node) for node in nodes]
         return LabStatus(
             mode=record.mode,
             inventory=record.inventory,
             ssh_key=record.ssh_key if record.mode is LabMode.SSH else None,
             nodes=[
                 NodeStatus(name=node.name, address=node.address, weight=node.weight, reachable=ok)
-                for node, ok in zip(LAB_NODES, reachable, strict=True)
+                for node, ok in zip(nodes, reachable, strict=True)
             ],
         )
 
@@ -248,7 +301,7 @@ class Lab:
             if purge:
                 self._purge()
 
-    def _teardown(self, record: LabRecord, *, firewall_chain: bool = True) -> None:
+    def _teardown(self, record: LabRecord) -> None:
         if record.mode is LabMode.LOCAL:
             local_mode.stop_services(self.layout)
         unsaved: list[str] = []
@@ -263,11 +316,12 @@ class Lab:
         for node_record in record.nodes:
             stuck.extend(ssh_mode.stop_node(node_record, record.boot_id))
         firewall_problem = None
-        if firewall_chain:
-            try:
-                firewall.remove_chain()
-            except OperationFailed as exc:
-                firewall_problem = str(exc)
+        try:
+            LabFirewall(
+                self.state_dir, [node.address for node in lab_nodes(record.first_address)]
+            ).remove()
+        except OperationFailed as exc:
+            firewall_problem = str(exc)
         if stuck:
             raise OperationFailed(
                 f"could not stop lab processes {', '.join(map(str, stuck))} "
@@ -275,6 +329,7 @@ class Lab:
             )
         remove_record(self.layout.record)
         self.layout.inventory.unlink(missing_ok=True)
+        self.claims.release(self.state_dir, record.first_address)
         if firewall_problem is not None:
             raise OperationFailed(
                 f"the lab is down but its firewall chain is left: {firewall_problem}"

@@ -9,8 +9,9 @@ from typing import Any
 
 from lepton_ops.errors import OperationFailed
 from lepton_ops.lab.status import LabMode
+from lepton_ops.lab.topology import DEFAULT_FIRST_ADDRESS
 
-RECORD_VERSION = 1
+RECORD_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,8 @@ class LabRecord:
     ssh_port: int | None
     boot_id: str
     nodes: tuple[NodeRecord, ...] = field(default_factory=tuple)
+    #: the first address of the lab's block (see lepton_ops.lab.topology)
+    first_address: str = DEFAULT_FIRST_ADDRESS
 
     @property
     def pids(self) -> list[int]:
@@ -74,6 +77,7 @@ class LabRecord:
             "ssh_key": str(self.ssh_key) if self.ssh_key is not None else None,
             "ssh_port": self.ssh_port,
             "boot_id": self.boot_id,
+            "first_address": self.first_address,
             "nodes": [node.to_dict() for node in self.nodes],
             "pids": self.pids,
         }
@@ -105,6 +109,7 @@ def read_record(path: Path) -> LabRecord | None:
             ssh_key=Path(data["ssh_key"]) if data.get("ssh_key") else None,
             ssh_port=int(data["ssh_port"]) if data.get("ssh_port") is not None else None,
             boot_id=str(data.get("boot_id") or ""),
+            first_address=str(data.get("first_address") or DEFAULT_FIRST_ADDRESS),
             nodes=tuple(
                 NodeRecord(
                     name=str(node["name"]),

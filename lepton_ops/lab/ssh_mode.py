@@ -110,11 +110,11 @@ def check_addresses_free(nodes: list[LabNode], port: int) -> None:
             )
 
 
-def ensure_keys(layout: LabLayout) -> None:
+def ensure_keys(layout: LabLayout, nodes: tuple[LabNode, ...] = LAB_NODES) -> None:
     """The lab's client key pair and one host key per node (kept across up/down)."""
     layout.ssh_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     _keygen(layout.ssh_key, "lepton-lab")
-    for node in LAB_NODES:
+    for node in nodes:
         paths = layout.node(node)
         paths.sshd_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         _keygen(paths.host_key, f"lepton-lab-{node.name}")
@@ -142,9 +142,9 @@ def known_hosts_line(node: LabNode, port: int, host_public_key: str) -> str:
     return f"{host} {key_type} {key_data}"
 
 
-def write_known_hosts(layout: LabLayout, port: int) -> None:
+def write_known_hosts(layout: LabLayout, port: int, nodes: tuple[LabNode, ...] = LAB_NODES) -> None:
     lines = []
-    for node in LAB_NODES:
+    for node in nodes:
         public = layout.node(node).host_key.with_suffix(".pub").read_text(encoding="utf-8")
         lines.append(known_hosts_line(node, port, public))
     layout.known_hosts.write_text("\n".join(lines) + "\n", encoding="utf-8")

@@ -1,4 +1,9 @@
-"""The lab's fixed node table: five nodes on the loopback range 127.0.1.0/24."""
+"""The lab's node table: five nodes on a block of the loopback range 127.0.1.0/24.
+
+The default block is 127.0.1.1-5. Other blocks (127.0.1.11-15, .21-25, ... .241-245) let
+a second lab run on the same machine, or a lab avoid an address that /etc/hosts gives to
+the machine's own name (Debian puts the hostname on 127.0.1.1).
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,9 @@ LAB_NETWORK = IPv4Network("127.0.1.0/24")
 AGGREGATOR_GROUP = "aggregator"
 WORKERS_GROUP = "workers"
 DEFAULT_SSH_PORT = 22
+DEFAULT_FIRST_ADDRESS = "127.0.1.1"
+NODE_COUNT = 5
+BLOCK_STEP = 10
 #: Each node's budgets, so that faults end in real failures (see lepton_ops.chaos): the
 #: memory budget of each lepton service (inventory ``lepton_memory_max_mb``), and in ssh
 #: mode the size of the node's data directory, a tmpfs in its own mount namespace
@@ -33,14 +41,26 @@ class LabNode:
         return AGGREGATOR_GROUP in self.groups
 
 
-def _make_nodes() -> tuple[LabNode, ...]:
+def address_blocks() -> list[str]:
+    """The first address of every block the lab may use, the default first."""
+    return [str(LAB_NETWORK.network_address + 1 + BLOCK_STEP * k) for k in range(25)]
+
+
+def lab_nodes(first_address: str = DEFAULT_FIRST_ADDRESS) -> tuple[LabNode, ...]:
+    """The five nodes of the block starting at ``first_address`` (BadInput if no block does)."""
+    if first_address not in address_blocks():
+        raise BadInput(
+            f"{first_address} does not start a lab address block: give one of "
+            f"127.0.1.1, 127.0.1.11, 127.0.1.21 ... 127.0.1.241"
+        )
+    first = IPv4Address(first_address)
     nodes = []
-    for index in range(1, 6):
-        groups = (AGGREGATOR_GROUP, WORKERS_GROUP) if index == 5 else (WORKERS_GROUP,)
+    for index in range(1, NODE_COUNT + 1):
+        groups = (AGGREGATOR_GROUP, WORKERS_GROUP) if index == NODE_COUNT else (WORKERS_GROUP,)
         nodes.append(
             LabNode(
                 name=f"node{index}",
-                address=f"127.0.1.{index}",
+                address=str(first + index - 1),
                 weight=100 * index,
                 groups=groups,
             )
@@ -48,12 +68,13 @@ def _make_nodes() -> tuple[LabNode, ...]:
     return tuple(nodes)
 
 
-LAB_NODES: tuple[LabNode, ...] = _make_nodes()
+#: The nodes of the default block (a lab's own nodes: :attr:`Lab.nodes`).
+LAB_NODES: tuple[LabNode, ...] = lab_nodes()
 
 
-def node_named(name: str) -> LabNode:
-    """The lab node called ``name`` (BadInput if there is none)."""
-    for node in LAB_NODES:
+def node_named(name: str, nodes: tuple[LabNode, ...] = LAB_NODES) -> LabNode:
+    """The lab node called ``name`` among ``nodes`` (BadInput if there is none)."""
+    for node in nodes:
         if node.name == name:
             return node
     known = ", ".join(node.name for node in LAB_NODES)

@@ -15,7 +15,7 @@ from cli_support import one_error_line
 from lab_tools import VENV_BIN, cli, lab_listeners, node_ssh, requires_root
 
 from lepton_ops.inventory import load_fleet
-from lepton_ops.lab import LAB_NODES, LabMode, current_inventory, firewall
+from lepton_ops.lab import LAB_NODES, Lab, LabMode, current_inventory
 from lepton_ops.lab.processes import is_running, pids_in_namespace
 from lepton_ops.lab.record import read_record
 
@@ -152,11 +152,39 @@ def test_status_json_through_the_cli(ssh_lab: RunningLab) -> None:
 
 @pytest.mark.ssh
 @requires_root
-def test_a_second_lab_fails_naming_the_address(ssh_lab: RunningLab, tmp_path: Path) -> None:
-    result = cli("lab", "up", "--mode", "ssh", state_dir=tmp_path / "second")
-    assert result.returncode == 1
-    assert "127.0.1.1:22" in one_error_line(result)
-    assert not (tmp_path / "second" / "lab" / "lab.json").exists()
+@pytest.mark.lab_cycle
+def test_two_labs_come_up_and_go_down_in_any_order_without_touching_each_other(
+    ssh_lab: RunningLab, tmp_path: Path
+) -> None:
+    """A second state dir gets the next address block and a chain of its own: taking
+    either lab down leaves the other's nodes and partitions as they were."""
+    first, second_dir = ssh_lab.lab, tmp_path / "second"
+    up = cli("lab", "up", "--mode", "ssh", "--json", state_dir=second_dir, check=True)
+    second = Lab(second_dir)
+    assert json.loads(up.stdout)["nodes"][0]["address"] == "127.0.1.11"
+    mine, theirs = first.firewall(), second.firewall()
+    assert mine.chain != theirs.chain
+    try:
+        mine.cut_off("127.0.1.4", "test")
+        theirs.cut_off("127.0.1.13", "test")
+        assert first.status().unreachable == ["node4"]
+        assert second.status().unreachable == ["node3"]
+        # The second goes down first: the first lab's nodes and partition stay.
+        cli("lab", "down", state_dir=second_dir, check=True)
+        assert mine.is_cut_off("127.0.1.4") and first.status().unreachable == ["node4"]
+        mine.restore("127.0.1.4", "test")
+        # Up again, then the first goes down: the second's nodes and partition stay.
+        cli("lab", "up", "--mode", "ssh", state_dir=second_dir, check=True)
+        theirs.cut_off("127.0.1.13", "test")
+        cli("lab", "down", state_dir=ssh_lab.state_dir, check=True)
+        assert theirs.is_cut_off("127.0.1.13")
+        assert second.status().unreachable == ["node3"]
+        ssh_lab.status = first.up(LabMode.SSH)  # the session lab back, on its own block
+        assert first.nodes[0].address == "127.0.1.1" and ssh_lab.status.unreachable == []
+    finally:
+        mine.restore("127.0.1.4", "test")
+        cli("lab", "down", state_dir=second_dir)
+    assert first.status().unreachable == []
 
 
 @pytest.mark.ssh
@@ -213,13 +241,13 @@ def test_ansible_reaches_every_node_over_ssh(ssh_lab: RunningLab) -> None:
 @requires_root
 def test_cut_off_and_restore(ssh_lab: RunningLab) -> None:
     try:
-        firewall.cut_off("127.0.1.3")
-        assert firewall.is_cut_off("127.0.1.3")
+        ssh_lab.lab.firewall().cut_off("127.0.1.3", "test")
+        assert ssh_lab.lab.firewall().is_cut_off("127.0.1.3")
         status = ssh_lab.lab.status()
         assert status.unreachable == ["node3"]
         assert status.reachable == ["node1", "node2", "node4", "node5"]
     finally:
-        firewall.restore("127.0.1.3")
+        ssh_lab.lab.firewall().restore("127.0.1.3", "test")
     assert ssh_lab.lab.status().unreachable == []
 
 
@@ -257,7 +285,7 @@ def test_down_stops_everything_and_up_comes_back(ssh_lab: RunningLab) -> None:
     # A session process left running inside node2 (as a service would be).
     started = node_ssh(ssh_lab, "node2", "setsid sleep 600 >/dev/null 2>&1 < /dev/null &")
     assert started.returncode == 0, started.stderr
-    firewall.cut_off("127.0.1.4")
+    lab.firewall().cut_off("127.0.1.4", "test")
     record = read_record(lab.record_path)
     assert record is not None
     namespaces = [node.mount_ns for node in record.nodes if node.mount_ns]
@@ -273,7 +301,7 @@ def test_down_stops_everything_and_up_comes_back(ssh_lab: RunningLab) -> None:
     assert lab_listeners() == []
     assert all(pids_in_namespace(ns) == [] for ns in namespaces)
     chains = subprocess.run(["iptables", "-S"], capture_output=True, text=True, check=True)
-    assert "LEPTON-LAB" not in chains.stdout
+    assert lab.firewall().chain not in chains.stdout
     assert not lab.is_up() and not lab.inventory_path.exists()
     assert marker.read_text() == "kept"
     assert cli("lab", "down", state_dir=ssh_lab.state_dir).returncode == 0

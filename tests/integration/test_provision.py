@@ -11,7 +11,7 @@ import pytest
 from cli_support import one_error_line
 from lab_tools import NODES, node_ssh, provision, statuses
 
-from lepton_ops.lab import LabMode, firewall
+from lepton_ops.lab import LabMode
 
 if TYPE_CHECKING:
     from conftest import RunningLab
@@ -70,11 +70,11 @@ def test_unknown_limit_host_is_bad_input(provisioned: RunningLab) -> None:
 def test_unreachable_node_fails_with_one_line(provisioned: RunningLab) -> None:
     if provisioned.mode is not LabMode.SSH:
         pytest.skip("cutting a node off needs the ssh-mode lab")
-    firewall.cut_off("127.0.1.3")
+    provisioned.lab.firewall().cut_off("127.0.1.3", "test")
     try:
         result, data = provision(provisioned, "--limit", "node3,node4")
     finally:
-        firewall.restore("127.0.1.3")
+        provisioned.lab.firewall().restore("127.0.1.3", "test")
     assert result.returncode == 1
     line = one_error_line(result)
     assert "node3 unreachable" in line

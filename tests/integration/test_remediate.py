@@ -21,7 +21,7 @@ import pytest
 from lab_tools import CLI, Deployed, aggregator_rows, cli, deploy, requires_root
 
 from lepton_ops.jobs.client import AggregatorClient, aggregator_url
-from lepton_ops.lab import LAB_NODES, LabMode, firewall
+from lepton_ops.lab import LAB_NODES, LabMode
 from lepton_ops.remediate import run as run_module
 from lepton_ops.remediate.policy import NodeState, PolicyConfig
 from lepton_ops.remediate.run import remediate_once
@@ -105,7 +105,8 @@ def fingerprint(deployed: Deployed) -> dict[str, Any]:
         state = deployed.lab.lab.node_data_dir(node) / "lepton-worker.supervisor.json"
         data = json.loads(state.read_text(encoding="utf-8"))
         services[node] = (data["child_pid"], data["restarts"])
-    rules = subprocess.run(["iptables", "-S", firewall.CHAIN], capture_output=True, text=True)
+    chain = deployed.lab.lab.firewall().chain
+    rules = subprocess.run(["iptables", "-S", chain], capture_output=True, text=True)
     alerts = state_dir / "alerts.log"
     return {
         "audit": audit,
@@ -118,7 +119,7 @@ def fingerprint(deployed: Deployed) -> dict[str, Any]:
 
 def test_a_dry_run_plans_and_changes_nothing(ssh_deployed: Deployed) -> None:
     state_dir = ssh_deployed.lab.state_dir
-    firewall.cut_off(ADDRESS["node4"])
+    ssh_deployed.lab.lab.firewall().cut_off(ADDRESS["node4"], "test")
     try:
         cli("telemetry", "collect", "--json", state_dir=state_dir, check=True, timeout=120)
         before = fingerprint(ssh_deployed)
@@ -130,7 +131,7 @@ def test_a_dry_run_plans_and_changes_nothing(ssh_deployed: Deployed) -> None:
         assert (decision["node"], decision["action"]) == ("node4", "restart")
         assert fingerprint(ssh_deployed) == before
     finally:
-        firewall.restore(ADDRESS["node4"])
+        ssh_deployed.lab.lab.firewall().restore(ADDRESS["node4"], "test")
 
 
 def test_a_node_failing_after_each_fix_is_cordoned_and_one_node_at_a_time(
@@ -146,7 +147,7 @@ def test_a_node_failing_after_each_fix_is_cordoned_and_one_node_at_a_time(
     faulty = ["node1", "node3", "node4"]
     started = time.time()
     for node in faulty:
-        firewall.cut_off(ADDRESS[node])
+        ssh_deployed.lab.lab.firewall().cut_off(ADDRESS[node], "test")
     try:
         cli("telemetry", "collect", "--json", state_dir=state_dir, check=True, timeout=120)
         for _ in range(3 * len(faulty) + 1):
@@ -165,7 +166,7 @@ def test_a_node_failing_after_each_fix_is_cordoned_and_one_node_at_a_time(
         assert {json.loads(line)["node"] for line in alerts} >= set(faulty)
     finally:
         for node in faulty:
-            firewall.restore(ADDRESS[node])
+            ssh_deployed.lab.lab.firewall().restore(ADDRESS[node], "test")
         for node in faulty:
             cli("uncordon", node, state_dir=state_dir, timeout=120)
         restored, _ = deploy(ssh_deployed.lab)

@@ -12,7 +12,7 @@ import pytest
 from lab_tools import NODES, Deployed, cli
 from prometheus_client.parser import text_string_to_metric_families
 
-from lepton_ops.lab import LAB_NODES, LabMode, firewall
+from lepton_ops.lab import LAB_NODES, LabMode
 from lepton_ops.telemetry.collect import TASK_TIMEOUT_S
 
 ADDRESSES = {node.name: node.address for node in LAB_NODES}
@@ -104,11 +104,11 @@ def test_a_cut_off_node_is_unreachable_and_never_stops_the_others(deployed: Depl
         pytest.skip("cutting a node off needs the ssh-mode lab")
     started = time.time()  # other tests may have cut the node off before: count from here
     _, normal, _ = collect(deployed)  # ssh masters to every node are open now
-    firewall.cut_off(ADDRESSES[CUT])
+    deployed.lab.lab.firewall().cut_off(ADDRESSES[CUT], "test")
     try:
         data, elapsed, stderr = collect(deployed)
     finally:
-        firewall.restore(ADDRESSES[CUT])
+        deployed.lab.lab.firewall().restore(ADDRESSES[CUT], "test")
     print(
         f"\ntelemetry collect, {CUT} cut off: {elapsed:.1f} s (collection {data['duration_s']} s; "
         f"a normal one: {normal:.1f} s); {CUT}: {by_node(data)[CUT]['error']}"

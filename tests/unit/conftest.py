@@ -15,6 +15,15 @@ from lepton_ops.services.aggregator import dispatcher_of
 from lepton_ops.services.worker import create_worker_app
 
 
+@pytest.fixture(autouse=True)
+def own_lab_claims(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Unit tests' labs claim their addresses apart from a real lab on the machine (the
+    integration tests' session lab holds 127.0.1.1-5 while unit tests run)."""
+    monkeypatch.setenv("LEPTON_OPS_LAB_CLAIMS_DIR", str(tmp_path_factory.mktemp("claims")))
+
+
 @pytest.fixture
 def token_file(tmp_path: Path) -> Path:
     path = tmp_path / "token"

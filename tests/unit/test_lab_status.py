@@ -25,7 +25,7 @@ from lepton_ops.lab.record import LabRecord, NodeRecord, read_record, write_reco
 def no_real_firewall(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Unit tests never touch the machine's firewall (lab down removes the lab chain)."""
     calls: list[str] = []
-    monkeypatch.setattr(firewall, "remove_chain", lambda: calls.append("remove"))
+    monkeypatch.setattr(firewall.LabFirewall, "remove", lambda self: calls.append("remove"))
     return calls
 
 
