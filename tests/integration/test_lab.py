@@ -18,6 +18,7 @@ from lepton_ops.inventory import load_fleet
 from lepton_ops.lab import LAB_NODES, Lab, LabMode, current_inventory
 from lepton_ops.lab.processes import is_running, pids_in_namespace
 from lepton_ops.lab.record import read_record
+from lepton_ops.lab.topology import address_blocks, lab_nodes
 
 if TYPE_CHECKING:
     from conftest import RunningLab
@@ -42,13 +43,17 @@ def test_local_lab_through_the_cli(tmp_path: Path) -> None:
 
     status = json.loads(cli("lab", "status", "--json", state_dir=state, check=True).stdout)
     inventory = state / "lab" / "inventory.yml"
+    # The first free address block: 127.0.1.1-5, or the next one while the session's ssh
+    # lab holds it.
+    first = status["nodes"][0]["address"]
+    assert first in address_blocks()
     assert status == {
         "mode": "local",
         "inventory": str(inventory),
         "ssh_key": None,
         "nodes": [
             {"name": node.name, "address": node.address, "weight": node.weight, "reachable": True}
-            for node in LAB_NODES
+            for node in lab_nodes(first)
         ],
     }
     assert inventory.is_file()
