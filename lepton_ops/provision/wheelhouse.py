@@ -33,7 +33,7 @@ from lepton_ops.gateway import content
 
 NODE_EXTRA = "node"
 DIST_NAME = "lepton-ops"
-_SOURCE_PARTS = ("lepton_ops", "ansible_collections", "roles", "pyproject.toml", "README.md")
+_SOURCE_PARTS = ("lepton_ops", "ansible_collections", "pyproject.toml", "README.md")
 _SKIP_DIRS = {"__pycache__", "_content", "output", ".pytest_cache", ".mypy_cache"}
 
 
