@@ -7,17 +7,35 @@ export PATH := $(abspath $(BIN)):$(PATH)
 # Trust the system's certificate store (a package mirror or proxy may use a local CA).
 export UV_SYSTEM_CERTS := 1
 
-.PHONY: install system-deps demo test unit lint typecheck ansible-lint sanity clean
+# uv sync and uv lock work on this virtual environment.
+export UV_PROJECT_ENVIRONMENT := $(abspath $(VENV))
+
+.PHONY: install system-deps demo test unit lint typecheck ansible-lint sanity clean \
+	lock lock-check
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv
 
-$(VENV)/.installed: $(BIN)/python pyproject.toml
-	$(UV) pip install --quiet --python $(BIN)/python -e '.[dev,node]'
+# Exactly the versions of uv.lock (--frozen: the lock is not re-resolved), lepton-ops itself
+# editable with its extras dev and node. --inexact keeps pip, which the wheelhouse uses.
+$(VENV)/.installed: $(BIN)/python pyproject.toml uv.lock
+	$(UV) sync --quiet --frozen --inexact --extra dev --extra node
 	touch $@
 
 install: $(VENV)/.installed
+
+# After changing dependencies in pyproject.toml, or to upgrade one package:
+#   .venv/bin/uv lock --upgrade-package numpy && make lock
+# uv.lock, and the nodes' pinned versions taken from it (lepton_ops/provision/node-pins.txt).
+lock: $(BIN)/python
+	$(UV) lock
+	$(BIN)/python tools/node_pins.py
+
+# Fails when pyproject.toml and uv.lock disagree, or node-pins.txt is not the lock's.
+lock-check: $(BIN)/python
+	$(UV) lock --check
+	$(BIN)/python tools/node_pins.py --check
 
 # openssh-server (ssh-mode lab), iptables (cutting a node off), chromium (the report's
 # headless-browser test) and a Java 17 runtime (ansible-rulebook, for the Event-Driven
@@ -48,7 +66,7 @@ demo: install system-deps
 	$(BIN)/lepton-ops demo
 
 # Quick start 2: install, then every test and quality gate.
-test: install system-deps lint typecheck ansible-lint sanity unit
+test: install system-deps lock-check lint typecheck ansible-lint sanity unit
 
 unit:
 	$(BIN)/python -m pytest
