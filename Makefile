@@ -11,7 +11,7 @@ export UV_SYSTEM_CERTS := 1
 export UV_PROJECT_ENVIRONMENT := $(abspath $(VENV))
 
 .PHONY: install system-deps demo test unit lint typecheck ansible-lint sanity clean \
-	lock lock-check
+	lock lock-check docs docs-check
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -61,12 +61,24 @@ system-deps:
 	    || { echo "could not install openjdk-17-jre-headless with apt-get" >&2; exit 1; }; \
 	fi
 
+# docs/cli.md is the CLI reference, generated from the typer app by typer's own generator.
+CLI_DOCS = $(BIN)/typer lepton_ops.cli.app utils docs --name lepton-ops --output
+
+docs: install
+	$(CLI_DOCS) docs/cli.md
+
+# Fails when docs/cli.md is not what the CLI's help says now (refresh it with `make docs`).
+docs-check: install
+	@fresh=$$(mktemp); $(CLI_DOCS) $$fresh >/dev/null; \
+	if diff -u docs/cli.md $$fresh; then rm -f $$fresh; \
+	else rm -f $$fresh; echo "docs/cli.md is stale: run 'make docs' and commit it" >&2; exit 1; fi
+
 # Quick start 1: install, then run the main job on the embedded lab.
 demo: install system-deps
 	$(BIN)/lepton-ops demo
 
 # Quick start 2: install, then every test and quality gate.
-test: install system-deps lock-check lint typecheck ansible-lint sanity unit
+test: install system-deps lock-check docs-check lint typecheck ansible-lint sanity unit
 
 unit:
 	$(BIN)/python -m pytest
