@@ -13,9 +13,12 @@ export UV_PROJECT_ENVIRONMENT := $(abspath $(VENV))
 .PHONY: install system-deps demo test unit lint typecheck ansible-lint sanity clean \
 	lock lock-check docs docs-check
 
+# The uv that installs everything is the lock's own version.
+UV_VERSION := $(shell awk '/^name = "uv"$$/{getline; gsub(/version = |"/,""); print; exit}' uv.lock)
+
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
 
 # Exactly the versions of uv.lock (--frozen: the lock is not re-resolved), lepton-ops itself
 # editable with its extras dev and node. --inexact keeps pip, which the wheelhouse uses.
