@@ -118,7 +118,7 @@ def _third_party(
     refresh: bool,
 ) -> tuple[Path, bool]:
     target_python = python_version or f"{sys.version_info.major}.{sys.version_info.minor}"
-    pins = locked_pins(target_python)
+    pins = locked_pins(python_version)  # None: the controller's own Python, markers and all
     key = _digest(json.dumps([sorted(specs), target_python, platform or "native", pins]))
     deps_dir = cache_dir / f"deps-{key}"
     if (deps_dir / "complete.json").is_file() and not refresh:
