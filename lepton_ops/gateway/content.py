@@ -1,4 +1,4 @@
-"""Where the collection and the roles live: the checkout, or the copy inside the wheel."""
+"""Where the collection (with its roles) lives: the checkout, or the copy inside the wheel."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ COLLECTION = "lepton.ops"
 
 @cache
 def content_root() -> Path:
-    """The directory holding ``ansible_collections/`` and ``roles/``."""
+    """The directory holding ``ansible_collections/`` (a collections path)."""
     checkout = _PACKAGE_DIR.parent
     if (checkout / "ansible_collections" / "lepton" / "ops" / "galaxy.yml").is_file():
         return checkout
@@ -33,10 +33,6 @@ def project_root() -> Path | None:
 
 def collections_path() -> Path:
     return content_root()
-
-
-def roles_path() -> Path:
-    return content_root() / "roles"
 
 
 def playbook_path(name: str) -> Path:

@@ -168,7 +168,6 @@ def _ansible_environment(state_dir: Path, request: PlaybookRun) -> dict[str, str
     return {
         "PATH": path,
         "ANSIBLE_COLLECTIONS_PATH": collections,
-        "ANSIBLE_ROLES_PATH": str(content.roles_path()),
         "ANSIBLE_PIPELINING": "True",
         "ANSIBLE_SSH_ARGS": os.environ.get("ANSIBLE_SSH_ARGS", SSH_ARGS),
         # Our own ControlPersist masters, made with the keepalives above: a master that some

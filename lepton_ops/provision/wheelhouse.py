@@ -1,12 +1,16 @@
 """The wheelhouse: every wheel a node's virtualenv needs, built once on the controller.
 
 Nodes install from it with no package index, so a fleet does not hit the index
-once per node, works air-gapped, and runs exactly the controller's lepton-ops.
+once per node, works air-gapped, and runs exactly the controller's lepton-ops. The
+third-party wheels are the versions of the project's lock (``node_pins``): a node runs
+what CI tested.
 
 Layout under ``cache_dir``::
 
-    deps-<key>/      third-party wheels for the node extra (downloaded once, then frozen)
-    self-<hash>/     the wheel of lepton-ops built from the current checkout
+    deps-<key>/      third-party wheels for the node extra, at the lock's versions
+                     (downloaded once, then frozen)
+    self-<hash>/     the wheel of lepton-ops: built from the current checkout, or packed
+                     from the installed lepton-ops when it was installed from a wheel
     <id>/            the wheelhouse: links to both, requirements.txt (exact pins),
                      wheelhouse.json (its id) and ``uv``, the installer the nodes run
     <id>.tar         the same, packed for shipping to nodes
@@ -27,13 +31,16 @@ from pathlib import Path
 from typing import Any
 
 from filelock import FileLock
+from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 
 from lepton_ops.errors import BadInput, OperationFailed
 from lepton_ops.gateway import content
+from lepton_ops.provision.installed_wheel import pack_installed
+from lepton_ops.provision.node_pins import NODE_PINS, locked_pins
 
 NODE_EXTRA = "node"
 DIST_NAME = "lepton-ops"
-_SOURCE_PARTS = ("lepton_ops", "ansible_collections", "roles", "pyproject.toml", "README.md")
+_SOURCE_PARTS = ("lepton_ops", "ansible_collections", "pyproject.toml", "README.md")
 _SKIP_DIRS = {"__pycache__", "_content", "output", ".pytest_cache", ".mypy_cache"}
 
 
@@ -84,15 +91,22 @@ def build_wheelhouse(
     platform: str | None = None,
     refresh: bool = False,
 ) -> Wheelhouse:
-    """Build the wheelhouse, reusing every part already in ``cache_dir``."""
+    """Build the wheelhouse, reusing every part already in ``cache_dir``.
+
+    lepton-ops' own wheel is built from ``project_root``, else from the checkout lepton-ops
+    runs from, else packed from the installed distribution (lepton-ops installed from a wheel).
+    """
     root = project_root or content.project_root()
-    if root is None or not (root / "pyproject.toml").is_file():
-        raise BadInput("no lepton-ops source checkout found to build its wheel from: pass its path")
+    if project_root is not None and not (project_root / "pyproject.toml").is_file():
+        raise BadInput(f"{project_root} is not a lepton-ops source checkout (no pyproject.toml)")
     cache_dir.mkdir(parents=True, exist_ok=True)
     with FileLock(str(cache_dir / ".lock")):
         specs = node_requirements()
         deps_dir, deps_built = _third_party(cache_dir, specs, python_version, platform, refresh)
-        self_dir, self_built = _own_wheel(cache_dir, root)
+        if root is None:
+            self_dir, self_built = pack_installed(DIST_NAME, cache_dir)
+        else:
+            self_dir, self_built = _own_wheel(cache_dir, root)
         return _assemble(cache_dir, deps_dir, self_dir, built=deps_built or self_built)
 
 
@@ -104,12 +118,15 @@ def _third_party(
     refresh: bool,
 ) -> tuple[Path, bool]:
     target_python = python_version or f"{sys.version_info.major}.{sys.version_info.minor}"
-    key = _digest(json.dumps([sorted(specs), target_python, platform or "native"]))
+    pins = locked_pins(python_version)  # None: the controller's own Python, markers and all
+    key = _digest(json.dumps([sorted(specs), target_python, platform or "native", pins]))
     deps_dir = cache_dir / f"deps-{key}"
     if (deps_dir / "complete.json").is_file() and not refresh:
         return deps_dir, False
     partial = cache_dir / f"deps-{key}.partial"
     shutil.rmtree(partial, ignore_errors=True)
+    constraints = cache_dir / f"deps-{key}.constraints.txt"
+    constraints.write_text("".join(f"{name}=={version}\n" for name, version in pins.items()))
     command = [
         sys.executable,
         "-m",
@@ -118,6 +135,8 @@ def _third_party(
         "--quiet",
         "--disable-pip-version-check",
         "--only-binary=:all:",
+        "--constraint",
+        str(constraints),
         "--dest",
         str(partial),
     ]
@@ -127,7 +146,9 @@ def _third_party(
         command += ["--platform", platform]
     _run(command + specs, "downloading the node packages")
     files = sorted(path.name for path in partial.glob("*.whl"))
+    _check_locked(files, pins)
     (partial / "complete.json").write_text(json.dumps({"specs": specs, "wheels": files}))
+    constraints.replace(partial / "constraints.txt")
     shutil.rmtree(deps_dir, ignore_errors=True)
     partial.rename(deps_dir)
     return deps_dir, True
@@ -194,6 +215,25 @@ def _assemble(cache_dir: Path, deps_dir: Path, self_dir: Path, *, built: bool) -
         wheels=tuple(w.name for w in wheels),
         built=built,
     )
+
+
+def _check_locked(wheels: list[str], pins: dict[str, str]) -> None:
+    """Every downloaded wheel is the lock's version of its package."""
+    for wheel in wheels:
+        try:
+            name, version, _, _ = parse_wheel_filename(wheel)
+        except InvalidWheelFilename as exc:
+            raise OperationFailed(f"downloaded a file that is not a wheel: {wheel}") from exc
+        locked = pins.get(canonicalize_name(name))
+        if locked is None:
+            raise OperationFailed(
+                f"the node packages need {name} {version}, which the lock ({NODE_PINS.name}) "
+                "does not pin: run `make lock`"
+            )
+        if str(version) != locked:
+            raise OperationFailed(
+                f"downloaded {name} {version}, but the lock pins {locked}: run `make lock`"
+            )
 
 
 def uv_binary() -> Path:

@@ -62,7 +62,6 @@ def test_the_rulebook_remediates_a_predicted_memory_leak(
         # ansible-rulebook runs ansible-galaxy and ansible-playbook from PATH: the venv's.
         "PATH": f"{RULEBOOK_BIN.parent}{os.pathsep}{os.environ.get('PATH', '')}",
         "ANSIBLE_COLLECTIONS_PATH": str(REPO),
-        "ANSIBLE_ROLES_PATH": str(REPO / "roles"),
     }
     rulebook = subprocess.Popen(
         [str(RULEBOOK_BIN), "--rulebook", str(RULEBOOK / "remediate_predicted_failures.yml"),

@@ -19,7 +19,7 @@ ADDRESSES = {node.name: node.address for node in LAB_NODES}
 AGGREGATOR = "node5"
 CUT = "node3"
 #: The documented cost of an unreachable node: the task timeout. A collection with one node
-#: cut off takes at most that plus a normal collection (README, Telemetry).
+#: cut off takes at most that plus a normal collection (docs/telemetry.md).
 SLACK_S = 6.0
 
 TOP_KEYS = {

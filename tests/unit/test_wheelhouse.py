@@ -1,11 +1,23 @@
 """The wheelhouse is content-addressed and built once; downloads and builds are faked here."""
 
+import subprocess
+import sys
 import tarfile
 from pathlib import Path
 
 import pytest
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
+from lepton_ops.errors import OperationFailed
 from lepton_ops.provision import wheelhouse as wh
+from lepton_ops.provision.node_pins import locked_pins
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+#: What the fake download below writes, as the lock would pin it.
+FAKE_PINS = {"flask": "3.1.0", "numpy": "2.1.0"}
 
 
 @pytest.fixture
@@ -26,6 +38,7 @@ def fake_tools(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
             (out / "lepton_ops-0.1.0-py3-none-any.whl").write_bytes(b"self")
 
     monkeypatch.setattr(wh, "_run", fake_run)
+    monkeypatch.setattr(wh, "locked_pins", lambda python_version: dict(FAKE_PINS))
     return calls
 
 
@@ -90,3 +103,56 @@ def test_python_version_selects_another_download(
 
 def test_pin_normalises_names() -> None:
     assert wh._pin("scikit_learn-1.9.1-cp311-cp311-manylinux.whl") == "scikit-learn==1.9.1"
+
+
+def test_download_is_constrained_to_the_lock(
+    tmp_path: Path, project: Path, fake_tools: list[list[str]]
+) -> None:
+    wh.build_wheelhouse(tmp_path / "cache", project_root=project)
+    download = next(c for c in fake_tools if "download" in c)
+    constraints = Path(download[download.index("--constraint") + 1])
+    kept = next((tmp_path / "cache").glob("deps-*/constraints.txt"))
+    assert not constraints.exists()  # moved next to the wheels it produced
+    assert kept.read_text().splitlines() == ["flask==3.1.0", "numpy==2.1.0"]
+
+
+@pytest.mark.parametrize(
+    ("pins", "message"),
+    [
+        ({"flask": "3.1.0", "numpy": "2.0.0"}, "downloaded numpy 2.1.0, but the lock pins 2.0.0"),
+        ({"flask": "3.1.0"}, "numpy 2.1.0, which the lock"),
+    ],
+)
+def test_a_wheel_off_the_lock_fails_the_build(
+    tmp_path: Path,
+    project: Path,
+    fake_tools: list[list[str]],
+    monkeypatch: pytest.MonkeyPatch,
+    pins: dict[str, str],
+    message: str,
+) -> None:
+    monkeypatch.setattr(wh, "locked_pins", lambda python_version: pins)
+    with pytest.raises(OperationFailed, match=message):
+        wh.build_wheelhouse(tmp_path / "cache", project_root=project)
+    assert not list((tmp_path / "cache").glob("deps-*/complete.json"))
+
+
+def test_node_pins_are_the_lock() -> None:
+    checked = subprocess.run(
+        [sys.executable, str(REPO / "tools" / "node_pins.py"), "--check"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert checked.returncode == 0, checked.stderr
+
+
+@pytest.mark.parametrize("python_version", ["3.11", "3.12"])
+def test_every_node_requirement_has_a_locked_version_that_satisfies_it(
+    python_version: str,
+) -> None:
+    pins = locked_pins(python_version)
+    for spec in wh.node_requirements():
+        requirement = Requirement(spec)
+        version = pins[canonicalize_name(requirement.name)]
+        assert requirement.specifier.contains(version), (spec, version)

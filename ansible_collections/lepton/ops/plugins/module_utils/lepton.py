@@ -32,7 +32,13 @@ else:
 
 
 LEPTON_OPS_LIBRARY = 'lepton-ops'
-LEPTON_OPS_REASON = 'to run lepton.ops modules on the controller'
+# missing_required_lib() says "This is required <reason>."
+LEPTON_OPS_REASON = (
+    'to run lepton.ops modules on the controller. Install it into the Python that runs '
+    'ansible-playbook: python -m pip install lepton-ops (the version named in the '
+    "collection's requirements.txt; from a lepton-ops checkout, `uv build` makes its wheel), "
+    "and give the task ansible_python_interpreter: '{{ ansible_playbook_python }}'"
+)
 
 
 def require_lepton_ops(module, import_error=None):

@@ -13,9 +13,11 @@ description:
   - Builds, on the controller, the wheelhouse that every node of a lepton-ops fleet installs
     its Python stack from, or reuses it from O(cache_dir) when nothing changed.
   - The wheelhouse holds the third-party wheels of the node stack (numpy, scikit-learn, Flask,
-    gunicorn, ...), a wheel of lepton-ops built from the controller's checkout, and a pinned
-    C(requirements.txt). Nodes then install without reaching a package index, so a fleet does not
-    hit the index once per node, works air-gapped, and runs exactly the controller's lepton-ops.
+    gunicorn, ...) in the versions of lepton-ops' lock file, a wheel of lepton-ops (built from
+    the controller's checkout, or packed from the installed lepton-ops when it was installed from
+    a wheel), and a pinned C(requirements.txt). Nodes then install without reaching a package
+    index, so a fleet does not hit the index once per node, works air-gapped, and runs exactly
+    the controller's lepton-ops and the versions its CI tested.
   - This is a thin adapter over the C(lepton_ops.provision.wheelhouse) Python library. It runs
     where the library is installed, that is on the controller; see the examples.
   - The module reports RV(ignore:changed=true) when it downloaded or built anything, and
@@ -49,8 +51,8 @@ options:
     description:
       - The lepton-ops source checkout (the directory with C(pyproject.toml)) to build the
         lepton-ops wheel from.
-      - When omitted, the checkout lepton-ops itself runs from is used; the module fails if
-        lepton-ops does not run from a checkout.
+      - When omitted, the checkout lepton-ops itself runs from is used; when lepton-ops was
+        installed from a wheel, its installed files are packed into the wheel the nodes get.
     type: path
   python_version:
     description:

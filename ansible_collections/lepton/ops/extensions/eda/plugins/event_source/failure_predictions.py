@@ -33,7 +33,14 @@ from typing import Any
 
 async def main(queue: asyncio.Queue[Any], args: dict[str, Any]) -> None:
     """Put one event per at-risk node on ``queue`` each pass."""
-    from lepton_ops.remediate.events import prediction_events
+    try:
+        from lepton_ops.remediate.events import prediction_events
+    except ImportError as error:
+        raise ImportError(
+            "lepton.ops.failure_predictions needs the lepton-ops library in the Python that runs "
+            "ansible-rulebook: python -m pip install lepton-ops (the version named in the "
+            "collection's requirements.txt)"
+        ) from error
 
     interval = float(args.get("interval", 10))
     options = {

@@ -44,6 +44,8 @@ def test_require_fails_with_missing_required_lib(module, base_error, own_error):
 
     result = failed.value.args[0]
     assert 'Failed to import the required Python library (lepton-ops)' in result['msg']
+    assert 'python -m pip install lepton-ops' in result['msg']
+    assert 'ansible_playbook_python' in result['msg']
     assert result['exception'] == (base_error or own_error)
 
 
