@@ -46,7 +46,7 @@ RECAP = re.compile(
 TINY_INVENTORY = """\
 all:
   hosts:
-    web1: {ansible_host: 192.0.2.1, lepton_weight: 100}
+    web1: {ansible_host: 127.0.1.250, lepton_weight: 100}
   children:
     aggregator: {hosts: {web1: {}}}
     workers: {hosts: {web1: {}}}
