@@ -13,10 +13,6 @@ from lepton_ops.lab import LabMode
 from lepton_ops.settings import Settings
 
 
-def register(app: typer.Typer) -> None:
-    app.command("demo")(demo_command)
-
-
 @with_settings
 def demo_command(
     cfg: Settings,

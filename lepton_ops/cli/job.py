@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from lepton_ops.cli.lazy import sub_app
 from lepton_ops.cli.options import (
     LimitOpt,
     require_inventory,
@@ -16,16 +16,17 @@ from lepton_ops.cli.options import (
 )
 from lepton_ops.cli.render import console, err_console, print_json
 from lepton_ops.errors import OperationFailed
-from lepton_ops.jobs import client as jobs
 from lepton_ops.jobs.fleet import plan_inventory
 from lepton_ops.jobs.planner import Plan, Strategy
 from lepton_ops.settings import Settings
 
-app = typer.Typer(
-    help="Jobs: split tasks over the workers in proportion to their weights, run them on "
+if TYPE_CHECKING:
+    from lepton_ops.jobs import client as jobs
+
+app = sub_app(
+    "Jobs: split tasks over the workers in proportion to their weights, run them on "
     "the aggregator and follow them. LEPTON_OPS_AGGREGATOR_URL overrides the aggregator's "
-    "address from the inventory (for tests and ssh tunnels).",
-    no_args_is_help=True,
+    "address from the inventory (for tests and ssh tunnels)."
 )
 
 
@@ -142,6 +143,8 @@ JobIdArg = Annotated[str, typer.Argument(help="The job's id (from 'job run' or '
 
 
 def _client(cfg: Settings) -> jobs.AggregatorClient:
+    from lepton_ops.jobs import client as jobs  # httpx: only for the commands that talk
+
     return jobs.connect(cfg.state_dir, lambda: require_inventory(cfg))
 
 
@@ -205,6 +208,8 @@ def run_command(
     A predict job scores each row of --data with --model: both files are checked here,
     uploaded once (by content), and the job has one task per row.
     """
+    from lepton_ops.jobs import client as jobs
+
     inputs = jobs.job_inputs(
         kind,
         {"task_size": task_size, "seed": seed, "task_ms": task_ms},
@@ -262,6 +267,8 @@ def result_command(
     job_id: JobIdArg,
 ) -> None:
     """A finished job's result (exit 1 with the reason if it failed or still runs)."""
+    from lepton_ops.jobs import client as jobs
+
     with _client(cfg) as client:
         status = client.status(job_id)
         if status.get("status") == "failed":
@@ -292,6 +299,8 @@ def list_command(
 
 
 def _follow_and_show(cfg: Settings, client: jobs.AggregatorClient, job_id: str) -> None:
+    from lepton_ops.jobs import client as jobs
+
     try:
         status = _follow(cfg, client, job_id)
     except KeyboardInterrupt:
@@ -306,6 +315,16 @@ def _follow_and_show(cfg: Settings, client: jobs.AggregatorClient, job_id: str) 
 
 
 def _follow(cfg: Settings, client: jobs.AggregatorClient, job_id: str) -> dict[str, Any]:
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    from lepton_ops.jobs import client as jobs
+
     with Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),

@@ -7,16 +7,16 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from lepton_ops.cli.lazy import sub_app
 from lepton_ops.cli.options import with_settings
 from lepton_ops.cli.render import console, print_json
 from lepton_ops.lab import Lab, LabMode, LabStatus
 from lepton_ops.lab.topology import DEFAULT_SSH_PORT
 from lepton_ops.settings import Settings
 
-app = typer.Typer(
-    help="The embedded lab: five nodes on 127.0.1.1-5 (ssh mode: a real sshd per node in "
-    "its own mount namespace; local mode: one directory tree per node, no root needed).",
-    no_args_is_help=True,
+app = sub_app(
+    "The embedded lab: five nodes on 127.0.1.1-5 (ssh mode: a real sshd per node in "
+    "its own mount namespace; local mode: one directory tree per node, no root needed)."
 )
 
 ModeOpt = Annotated[

@@ -40,7 +40,10 @@ CheckOpt = Annotated[
     bool, typer.Option("--check", help="Report what would change; change nothing.")
 ]
 VerboseOpt = Annotated[
-    int, typer.Option("-v", "--verbose", count=True, help="More detail (repeat for more).")
+    int,
+    typer.Option(
+        "-v", "--verbose", count=True, show_default=False, help="More detail (repeat for more)."
+    ),
 ]
 
 
@@ -130,8 +133,6 @@ def with_settings(command: Callable[..., None]) -> Callable[..., None]:
 
 def require_inventory(cfg: Settings) -> Path:
     """The inventory to act on: ``-i`` if given, else the running lab's."""
-    from lepton_ops.lab import current_inventory
-
     if cfg.inventory is not None:
         path = cfg.inventory.expanduser()
         if not path.exists():
@@ -139,6 +140,8 @@ def require_inventory(cfg: Settings) -> Path:
                 f"inventory {path} does not exist: check the path given to -i/--inventory"
             )
         return path.resolve()
+    from lepton_ops.lab import current_inventory
+
     lab_inventory = current_inventory(cfg.state_dir)
     if lab_inventory is None:
         raise BadInput(

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from lepton_ops.cli.lazy import sub_app
 from lepton_ops.cli.options import require_inventory, with_settings
 from lepton_ops.cli.render import console, err_console, print_json
 from lepton_ops.errors import LeptonError, OperationFailed
@@ -19,9 +20,7 @@ from lepton_ops.settings import Settings
 from lepton_ops.telemetry.durations import parse_duration
 from lepton_ops.telemetry.store import TelemetryStore, store_path
 
-schedule_app = typer.Typer(
-    help="Run 'lepton-ops cycle' on a schedule (a systemd timer, or cron).", no_args_is_help=True
-)
+schedule_app = sub_app("Run 'lepton-ops cycle' on a schedule (a systemd timer, or cron).")
 
 ThresholdOpt = Annotated[
     float, typer.Option("--threshold", min=0.01, max=1.0, help="Act at this risk or above.")
@@ -36,15 +35,6 @@ AttemptsOpt = Annotated[
     int, typer.Option("--max-attempts", min=1, max=4, help="Cordon after this many attempts.")
 ]
 DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Print the plan; change nothing.")]
-
-
-def register(app: typer.Typer) -> None:
-    app.command("remediate")(remediate_command)
-    app.command("cycle")(cycle_command)
-    app.command("watch")(watch_command)
-    app.command("audit")(audit_command)
-    app.command("uncordon")(uncordon_command)
-    app.add_typer(schedule_app, name="schedule")
 
 
 def _config(threshold: float, max_concurrent: int, cooldown: str, attempts: int) -> PolicyConfig:

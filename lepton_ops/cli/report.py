@@ -21,30 +21,6 @@ from lepton_ops.settings import Settings
 from lepton_ops.telemetry import TelemetryStore, parse_duration, store_path
 from lepton_ops.telemetry.durations import format_duration
 
-# One paragraph a line: the help formatter wraps them to the terminal.
-_HELP = "\n\n".join(
-    (
-        "The fleet's numbers from what the store measured, over the last --since.",
-        "Load: each node's share L_i = W_i / sum(W), its planned and executed tasks, each "
-        "job's predicted and measured makespan (a job is recorded when 'job run' sees it "
-        "finish).",
-        "Stability, per node and pooled for the fleet: the failure rate lambda (failures per "
-        "hour of observed time), the probability of at least one failure within --horizon "
-        "(1 - exp(-lambda * horizon)), MTBF, MTTR and availability, each with the count it "
-        "rests on.",
-        "Prediction (alarms, current risk) and remediation (actions by type and outcome) "
-        "when their data exist.",
-        "A store without data gives a report that says what is missing (exit 0). --html "
-        "writes a self-contained page with charts (it needs no network to be viewed) and "
-        "prints its path; --json prints the report as one JSON document (with the page's "
-        "path, if written).",
-    )
-)
-
-
-def register(app: typer.Typer) -> None:
-    app.command("report", help=_HELP)(report_command)
-
 
 @with_settings
 def report_command(
@@ -68,6 +44,25 @@ def report_command(
         ),
     ] = "5m",
 ) -> None:
+    """The fleet's numbers from what the store measured, over the last --since.
+
+    Load: each node's share L_i = W_i / sum(W), its planned and executed tasks, each
+    job's predicted and measured makespan (a job is recorded when 'job run' sees it
+    finish).
+
+    Stability, per node and pooled for the fleet: the failure rate lambda (failures per
+    hour of observed time), the probability of at least one failure within --horizon
+    (1 - exp(-lambda * horizon)), MTBF, MTTR and availability, each with the count it
+    rests on.
+
+    Prediction (alarms, current risk) and remediation (actions by type and outcome)
+    when their data exist.
+
+    A store without data gives a report that says what is missing (exit 0). --html
+    writes a self-contained page with charts (it needs no network to be viewed) and
+    prints its path; --json prints the report as one JSON document (with the page's
+    path, if written).
+    """
     window = parse_duration(since)
     horizon_s = parse_duration(horizon)
     max_gap_s = parse_duration(max_gap)

@@ -12,6 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from lepton_ops.cli import telemetry_pull
+from lepton_ops.cli.lazy import sub_app
 from lepton_ops.cli.options import LimitOpt, require_inventory, with_settings
 from lepton_ops.cli.render import console, print_json
 from lepton_ops.errors import BadInput, OperationFailed
@@ -29,10 +30,9 @@ from lepton_ops.telemetry import (
 from lepton_ops.telemetry.collect import SSH_CONNECT_TIMEOUT_S, TASK_TIMEOUT_S, collect
 from lepton_ops.telemetry.summary import Level, NodeSummary, summarize, summary_from_latest
 
-app = typer.Typer(
-    help="Telemetry: sample every node through Ansible (lepton.ops.telemetry), keep the "
-    "samples in the controller's store, show, export and prune them.",
-    no_args_is_help=True,
+app = sub_app(
+    "Telemetry: sample every node through Ansible (lepton.ops.telemetry), keep the "
+    "samples in the controller's store, show, export and prune them."
 )
 telemetry_pull.register(app)
 
