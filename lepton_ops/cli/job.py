@@ -35,20 +35,30 @@ app = sub_app(
 def plan_command(
     cfg: Settings,
     tasks: Annotated[
-        int, typer.Option("--tasks", "-n", help="How many tasks the job has.", show_default=False)
+        int,
+        typer.Option(
+            "--tasks",
+            "-t",
+            min=1,
+            metavar="N",
+            help="How many tasks the job has (1 or more).",
+            show_default=False,
+        ),
     ],
     strategy: Annotated[
-        str,
+        Strategy,
         typer.Option(
             "--strategy",
             help="weighted: tasks in proportion to lepton_weight (largest remainder); "
             "equal: the naive N / nodes split, for comparison.",
         ),
-    ] = Strategy.WEIGHTED.value,
+    ] = Strategy.WEIGHTED,
     task_ms: Annotated[
         float,
         typer.Option(
             "--task-ms",
+            min=0.0,
+            metavar="MS",
             help="Milliseconds one task takes on a speed-1 node (a node's speed is "
             "lepton_speed, else its weight over the smallest weight).",
         ),
@@ -57,6 +67,8 @@ def plan_command(
         int | None,
         typer.Option(
             "--shard-size",
+            min=1,
+            metavar="N",
             help="Tasks per shard. Default: about 4 shards per worker, 1 to 1000 tasks each.",
             show_default=False,
         ),
@@ -139,7 +151,9 @@ def _ranges(plan: Plan, node: str) -> str:
 
 # --------------------------------------------------------------------------- run and follow
 
-JobIdArg = Annotated[str, typer.Argument(help="The job's id (from 'job run' or 'job list').")]
+JobIdArg = Annotated[
+    str, typer.Argument(metavar="JOB_ID", help="The job's id (from 'job run' or 'job list').")
+]
 
 
 def _client(cfg: Settings) -> jobs.AggregatorClient:
@@ -153,34 +167,50 @@ def _client(cfg: Settings) -> jobs.AggregatorClient:
 def run_command(
     cfg: Settings,
     kind: Annotated[
-        str, typer.Option("--kind", "-k", help="The job kind (mean, pi, predict, sleep...).")
+        str,
+        typer.Option(
+            "--kind",
+            "-k",
+            metavar="KIND",
+            help="The job kind: mean, pi, predict, sleep, or one a package registers.",
+        ),
     ],
     tasks: Annotated[
         int | None,
         typer.Option(
             "--tasks",
-            "-n",
-            help="How many tasks the job has (predict: one per data row, the default).",
+            "-t",
+            min=1,
+            metavar="N",
+            help="How many tasks the job has, 1 or more (predict: one per data row, the default).",
             show_default=False,
         ),
     ] = None,
     task_size: Annotated[
         int | None,
-        typer.Option("--task-size", help="Numbers per task (mean, pi).", show_default=False),
+        typer.Option(
+            "--task-size", metavar="N", help="Numbers per task (mean, pi).", show_default=False
+        ),
     ] = None,
     seed: Annotated[
-        int | None, typer.Option("--seed", help="The random seed (mean, pi).", show_default=False)
+        int | None,
+        typer.Option("--seed", metavar="N", help="The random seed (mean, pi).", show_default=False),
     ] = None,
     task_ms: Annotated[
         float | None,
         typer.Option(
-            "--task-ms", help="Milliseconds per task at speed 1 (sleep).", show_default=False
+            "--task-ms",
+            min=0.0,
+            metavar="MS",
+            help="Milliseconds per task at speed 1 (sleep).",
+            show_default=False,
         ),
     ] = None,
     model: Annotated[
         Path | None,
         typer.Option(
             "--model",
+            metavar="FILE",
             help="The model file (predict): scikit-learn saved with skops.",
             show_default=False,
         ),
@@ -189,15 +219,19 @@ def run_command(
         Path | None,
         typer.Option(
             "--data",
+            metavar="FILE",
             help="The rows to score (predict): a 2-D .npy array or numeric CSV.",
             show_default=False,
         ),
     ] = None,
     strategy: Annotated[
-        str, typer.Option("--strategy", help="weighted (by lepton_weight) or equal.")
-    ] = "weighted",
+        Strategy, typer.Option("--strategy", help="weighted (by lepton_weight) or equal.")
+    ] = Strategy.WEIGHTED,
     shard_size: Annotated[
-        int | None, typer.Option("--shard-size", help="Tasks per shard.", show_default=False)
+        int | None,
+        typer.Option(
+            "--shard-size", min=1, metavar="N", help="Tasks per shard.", show_default=False
+        ),
     ] = None,
     detach: Annotated[
         bool, typer.Option("--detach", "-d", help="Submit and return; the job goes on.")

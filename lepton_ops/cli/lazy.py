@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import typer
-from typer.core import TyperGroup
+from typer.core import TyperArgument, TyperGroup
 
 from lepton_ops.cli.examples import EXAMPLES
 
@@ -57,14 +57,32 @@ def _typer_command(target: Any, name: str) -> Any:
     return typer.main.get_command(single)
 
 
-def _attach_examples(command: Any, path: str) -> None:
-    """Give ``command`` (and its subcommands) their examples from :data:`EXAMPLES`."""
+class _Argument(TyperArgument):
+    """An argument shown as NODE (or [NODE] when optional) in help, not typer's {node}."""
+
+    def make_metavar(self, ctx: Any, *, usage: bool = False) -> str:
+        name = (self.metavar or self.name or "").upper() + ("..." if self.nargs != 1 else "")
+        if usage:
+            return name if self.required else f"[{name}]"
+        choices = self.type.get_metavar(self, ctx=ctx) if self.type.name == "choice" else None
+        return f"{name} {choices}" if choices else name
+
+
+def _finish(command: Any, path: str) -> None:
+    """Examples from :data:`EXAMPLES`, and plain value names, for ``command`` and its
+    subcommands."""
     examples = EXAMPLES.get(path)
     if examples:
         # "\b": click keeps the lines of this paragraph as they are (no rewrapping).
         command.epilog = "\b\nExamples:\n" + "\n".join(f"  {line}" for line in examples)
+    for param in command.params:
+        if isinstance(param, TyperArgument):
+            param.__class__ = _Argument
+        elif param.metavar is None and param.type.name == "str" and param.opts:
+            # --since SINCE rather than --since <str>
+            param.metavar = max(param.opts, key=len).lstrip("-").replace("-", "_").upper()
     for name, sub in getattr(command, "commands", {}).items():
-        _attach_examples(sub, f"{path} {name}")
+        _finish(sub, f"{path} {name}")
 
 
 class LazyGroup(TyperGroup):
@@ -102,7 +120,7 @@ class LazyGroup(TyperGroup):
         command = _typer_command(target, entry.name)
         command.name = entry.name
         command.short_help = entry.summary
-        _attach_examples(command, entry.name)
+        _finish(command, entry.name)
         return command
 
     def format_commands(self, ctx: Any, formatter: Any) -> None:

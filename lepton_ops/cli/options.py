@@ -18,6 +18,7 @@ InventoryOpt = Annotated[
     typer.Option(
         "-i",
         "--inventory",
+        metavar="PATH",
         help="Inventory file or directory (any source Ansible accepts). "
         "Default: the lab's inventory while a lab is up.",
         show_default=False,
@@ -27,6 +28,7 @@ StateDirOpt = Annotated[
     Path | None,
     typer.Option(
         "--state-dir",
+        metavar="DIR",
         help="Where lepton-ops keeps its state. Default: a per-user state directory; "
         "LEPTON_OPS_STATE_DIR overrides it.",
         show_default=False,
@@ -34,7 +36,8 @@ StateDirOpt = Annotated[
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
 LimitOpt = Annotated[
-    str | None, typer.Option("--limit", "-l", help="Only these hosts (an Ansible pattern).")
+    str | None,
+    typer.Option("--limit", "-l", metavar="PATTERN", help="Only these hosts (an Ansible pattern)."),
 ]
 CheckOpt = Annotated[
     bool, typer.Option("--check", help="Report what would change; change nothing.")

@@ -127,15 +127,26 @@ def watch_command(
 @with_settings
 def audit_command(
     cfg: Settings,
-    node: Annotated[str | None, typer.Option("--node", help="Only this node.")] = None,
+    node: Annotated[
+        str | None, typer.Option("--node", "-n", help="Only this node.", show_default=False)
+    ] = None,
     since: Annotated[str, typer.Option("--since", help="How far back (e.g. 1h, 7d).")] = "24h",
 ) -> None:
     """The remediation audit log: every action, its trigger, outcome and evidence."""
     window = time.time() - parse_duration(since)
-    with TelemetryStore(store_path(cfg.state_dir)) as store:
+    with TelemetryStore(store_path(cfg.state_dir), read_only=True) as store:
         records = store.remediations(node=node, since=window)
     if cfg.json:
         print_json({"remediations": [record.to_dict() for record in records]})
+        return
+    if not records:
+        whose = f" on {node}" if node else ""
+        console.print(
+            f"no remediation{whose} in the last {since}: actions appear here once "
+            "'lepton-ops remediate', 'cycle', 'watch' or a schedule acts on a node at risk "
+            "(try 'lepton-ops remediate --dry-run' to see what it would do now)",
+            highlight=False,
+        )
         return
     table = Table(title=f"remediations since {since} ago")
     for column in ("id", "node", "action", "trigger", "started", "took", "outcome", "reason"):

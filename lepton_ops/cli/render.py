@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, cast
 
 if TYPE_CHECKING:
@@ -40,9 +42,48 @@ console = cast("Console", _DeferredConsole(soft_wrap=True))
 err_console = cast("Console", _DeferredConsole(stderr=True))
 
 
+#: Fields that hold a moment (besides those ending in _at or _ts).
+_TIME_FIELDS = frozenset({"ts", "since", "until", "now", "cut"})
+
+
+def is_time_field(name: str) -> bool:
+    return name in _TIME_FIELDS or name.endswith(("_at", "_ts"))
+
+
+def iso_time(ts: float) -> str:
+    """``ts`` (Unix seconds) as ISO 8601 in UTC, to the millisecond."""
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds")
+
+
+def for_json(data: Any) -> Any:
+    """``data`` with every moment as ISO 8601: the library keeps Unix seconds, people and
+    machines reading the CLI's JSON get dates (a field named ``*_epoch`` stays a number)."""
+    if isinstance(data, dict):
+        return {
+            key: (
+                iso_time(value)
+                if is_time_field(str(key)) and _is_moment(value)
+                else for_json(value)
+            )
+            for key, value in data.items()
+        }
+    if isinstance(data, list | tuple):
+        return [for_json(item) for item in data]
+    return data
+
+
+def _is_moment(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def json_text(data: Any, *, indent: int | None = 2) -> str:
+    separators = None if indent else (",", ":")
+    return json.dumps(for_json(data), indent=indent, separators=separators, default=str)
+
+
 def print_json(data: Any) -> None:
     """Plain JSON on stdout, one document, nothing else: safe to pipe."""
-    sys.stdout.write(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
+    sys.stdout.write(json_text(data) + "\n")
     sys.stdout.flush()
 
 

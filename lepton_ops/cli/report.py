@@ -67,8 +67,7 @@ def report_command(
     horizon_s = parse_duration(horizon)
     max_gap_s = parse_duration(max_gap)
     target = _html_target(html) if html is not None else None
-    cfg.ensure_state_dir()
-    with TelemetryStore(store_path(cfg.state_dir)) as store:
+    with TelemetryStore(store_path(cfg.state_dir), read_only=True) as store:
         now = time.time()
         report = build_report(
             store,

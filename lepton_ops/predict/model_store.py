@@ -114,7 +114,9 @@ def load_current(state_dir: Path) -> SavedModel:
         current = json.loads(pointer.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise OperationFailed(
-            f"no failure model yet in {directory}: train one with 'lepton-ops model train'"
+            f"no failure model yet in {directory}: train one with 'lepton-ops model train' "
+            "(it needs telemetry with failures), or use the lab's starter model: "
+            "'lepton-ops model install-starter'"
         ) from None
     except (OSError, ValueError) as exc:
         raise OperationFailed(f"{pointer} is not readable ({_line(exc)}): {_RETRAIN}") from None

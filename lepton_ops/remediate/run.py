@@ -35,7 +35,8 @@ from typing import Any
 import httpx
 from filelock import FileLock, Timeout
 
-from lepton_ops.errors import LeptonError, OperationFailed
+from lepton_ops.errors import BadInput, LeptonError, OperationFailed
+from lepton_ops.inventory import load_fleet
 from lepton_ops.remediate.actions import ActionOutcome, run_action
 from lepton_ops.remediate.ladder import Action
 from lepton_ops.remediate.policy import (
@@ -410,7 +411,15 @@ def past_action(record: RemediationRecord) -> PastAction:
 def uncordon(
     state_dir: Path, inventory: Path, node: str, *, trigger: str | None = None
 ) -> ActionOutcome:
-    """Lift a cordon: undrain the node and record it (the policy may act on it again)."""
+    """Lift a cordon: undrain the node and record it (the policy may act on it again).
+
+    A node the inventory does not name is refused (BadInput) before anything runs.
+    """
+    fleet = load_fleet(inventory)
+    if node not in fleet.names:
+        raise BadInput(
+            f"{node} is not in the inventory {inventory} (its nodes: {', '.join(fleet.names)})"
+        )
     who = trigger or default_trigger()
     with TelemetryStore(store_path(state_dir)) as store:
         audit_id = store.start_remediation(
