@@ -41,11 +41,11 @@ all:
         node1:
     workers:
       hosts:
-        node1: {ansible_host: 127.0.1.1, lepton_weight: 100}
-        node2: {ansible_host: 127.0.1.2, lepton_weight: 200}
-        node3: {ansible_host: 127.0.1.3, lepton_weight: 300}
-        node4: {ansible_host: 127.0.1.4, lepton_weight: 400}
-        node5: {ansible_host: 127.0.1.5, lepton_weight: 500}
+        node1: {ansible_host: 127.0.3.1, lepton_weight: 100}
+        node2: {ansible_host: 127.0.3.2, lepton_weight: 200}
+        node3: {ansible_host: 127.0.3.3, lepton_weight: 300}
+        node4: {ansible_host: 127.0.3.4, lepton_weight: 400}
+        node5: {ansible_host: 127.0.3.5, lepton_weight: 500}
 """
 
 #: name -> (arguments after lepton-ops, expected exit code, target seconds)

@@ -74,6 +74,8 @@ SECTIONS = (
     Section(
         "See the whole",
         (
+            Entry("status", "lepton_ops.cli.status:status_command",
+                  "One screen: each node's health, weight, drain, risk, last action."),
             Entry("report", "lepton_ops.cli.report:report_command",
                   "Load, stability and prediction numbers; an HTML page with charts."),
             Entry("demo", "lepton_ops.cli.demo:demo_command",

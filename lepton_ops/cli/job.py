@@ -14,7 +14,7 @@ from lepton_ops.cli.options import (
     require_inventory,
     with_settings,
 )
-from lepton_ops.cli.render import console, err_console, print_json
+from lepton_ops.cli.render import console, err_console, human_seconds, print_json
 from lepton_ops.errors import OperationFailed
 from lepton_ops.jobs.fleet import plan_inventory
 from lepton_ops.jobs.planner import Plan, Strategy
@@ -100,10 +100,14 @@ def _show(plan: Plan, *, verbose: int) -> None:
     table.add_column("node")
     table.add_column("weight", justify="right")
     table.add_column("speed", justify="right")
-    table.add_column("load share", justify="right")
+    # the share the strategy gives each node, beside its tasks (equal: 1/n, not L_i)
+    equal = plan.strategy is Strategy.EQUAL
+    table.add_column("equal share" if equal else "load share L_i", justify="right")
+    if equal:
+        table.add_column("L_i (by weight)", justify="right", style="dim")
     table.add_column("tasks", justify="right")
     table.add_column("shards", justify="right")
-    table.add_column("predicted s", justify="right")
+    table.add_column("predicted", justify="right")
     if verbose:
         table.add_column("task ranges")
     for node in plan.nodes:
@@ -111,10 +115,11 @@ def _show(plan: Plan, *, verbose: int) -> None:
             node.name,
             str(node.weight),
             f"{node.speed:g}",
-            f"{node.load_share:.2%}",
+            f"{float(node.quota / plan.tasks) if plan.tasks else 0.0:.2%}",
+            *([f"{node.load_share:.2%}"] if equal else []),
             str(node.tasks),
             str(len(node.shards)),
-            f"{node.predicted_s:.3f}",
+            human_seconds(node.predicted_s),
         ]
         if verbose:
             row.append(_ranges(plan, node.name))
@@ -124,9 +129,10 @@ def _show(plan: Plan, *, verbose: int) -> None:
         str(plan.total_weight),
         f"{sum(node.speed for node in plan.nodes if node.weight > 0):g}",
         "100.00%" if plan.total_weight else "-",
+        *(["100.00%" if plan.total_weight else "-"] if equal else []),
         str(sum(node.tasks for node in plan.nodes)),
         str(len(plan.shards)),
-        f"{plan.makespan_s:.3f}",
+        human_seconds(plan.makespan_s),
     ]
     if verbose:
         total.append("")
@@ -136,9 +142,9 @@ def _show(plan: Plan, *, verbose: int) -> None:
     ideal = plan.ideal_makespan_s
     ratio = f" ({plan.makespan_s / ideal:.3f}x ideal)" if ideal > 0 else ""
     console.print(
-        f"predicted makespan {plan.makespan_s:.3f} s{ratio}; "
-        f"ideal {ideal:.3f} s (all tasks spread by speed, {plan.task_s * 1000:g} ms per task "
-        f"at speed 1)"
+        f"predicted makespan {human_seconds(plan.makespan_s)}{ratio}; "
+        f"ideal {human_seconds(ideal)} (all tasks spread by speed, {plan.task_s * 1000:g} ms "
+        "per task at speed 1)"
     )
 
 
@@ -414,7 +420,7 @@ def _show_outcome(cfg: Settings, finished: jobs.Outcome) -> None:
     console.print(table)
     console.print(_per_node_table(finished.status))
     if data["makespan_s"] is not None:
-        console.print(f"makespan {data['makespan_s']:.3f} s")
+        console.print(f"makespan {human_seconds(data['makespan_s'])}")
 
 
 #: Lists longer than this (a predict job's predictions) are shortened in the table.

@@ -87,6 +87,25 @@ def print_json(data: Any) -> None:
     sys.stdout.flush()
 
 
+def human_seconds(seconds: float) -> str:
+    """A time span as people read it: 0.250 s, 12.5 s, 2 min 13 s, 4 h 05 min, 1 d 13 h."""
+    if not math.isfinite(seconds):
+        return str(seconds)
+    if seconds < 10:
+        return f"{seconds:.3f} s"
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    whole = round(seconds)
+    days, rest = divmod(whole, 86_400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days} d {hours} h"
+    if hours:
+        return f"{hours} h {minutes:02d} min"
+    return f"{minutes} min {secs:02d} s"
+
+
 def fail_line(message: str) -> None:
     """The one line an operator sees when something went wrong."""
     sys.stderr.write(f"lepton-ops: error: {message}\n")

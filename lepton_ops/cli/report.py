@@ -14,6 +14,7 @@ import typer
 from lepton_ops.cli.options import with_settings
 from lepton_ops.cli.render import console, print_json
 from lepton_ops.errors import BadInput, OperationFailed
+from lepton_ops.files import umask_mode
 from lepton_ops.report import build_report
 from lepton_ops.report.html import page
 from lepton_ops.report.text import render
@@ -111,7 +112,7 @@ def write_atomically(path: Path, text: str) -> None:
                 stream.write(text)
                 stream.flush()
                 os.fsync(stream.fileno())
-            temporary.chmod(0o644)
+            temporary.chmod(umask_mode())
             temporary.replace(path)
         except BaseException:
             with contextlib.suppress(OSError):

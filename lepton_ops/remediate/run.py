@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import getpass
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -167,13 +167,8 @@ def _remediate(
                         record.id, "abandoned", after={}, detail="its pass ended without a verdict"
                     )
         audit = store.remediations()
-    history = [past_action(record) for record in audit if record.action in _LADDER_ACTIONS]
-    lifted: dict[str, float] = {}
-    for record in audit:
-        if record.action == UNCORDON:
-            lifted[record.node] = max(lifted.get(record.node, 0.0), record.started_at)
-    cordons = cordoned_nodes(history, lifted)
-    plan = decide(states, history, time.time(), config, cordoned=cordons)
+    history = ladder_history(audit)
+    plan = decide(states, history, time.time(), config, cordoned=cordons_in(audit))
     result = RemediationPass(plan, dry_run, model)
     if dry_run:
         return result
@@ -328,6 +323,20 @@ def node_health(state_dir: Path, inventory: Path, node: str) -> dict[str, bool]:
             except httpx.HTTPError:
                 found[target.service] = False
     return found
+
+
+def ladder_history(audit: Iterable[RemediationRecord]) -> list[PastAction]:
+    """The audit log's rungs of the ladder (uncordons and predictive drains are not)."""
+    return [past_action(record) for record in audit if record.action in _LADDER_ACTIONS]
+
+
+def cordons_in(audit: Sequence[RemediationRecord]) -> set[str]:
+    """The nodes the audit log shows cordoned and not uncordoned since."""
+    lifted: dict[str, float] = {}
+    for record in audit:
+        if record.action == UNCORDON:
+            lifted[record.node] = max(lifted.get(record.node, 0.0), record.started_at)
+    return cordoned_nodes(ladder_history(audit), lifted)
 
 
 def drained_nodes(state_dir: Path, inventory: Path) -> set[str]:

@@ -17,8 +17,8 @@ all:
         node1:
     workers:
       hosts:
-        node1: {ansible_host: 127.0.1.1, lepton_weight: 100}
-        node2: {ansible_host: 127.0.1.2, lepton_weight: 200}
+        node1: {ansible_host: 127.0.3.1, lepton_weight: 100}
+        node2: {ansible_host: 127.0.3.2, lepton_weight: 200}
 """
 
 
@@ -96,4 +96,34 @@ def test_lab_status_json_without_a_lab_says_so(tmp_path: Path) -> None:
     assert result.returncode == 1
     data = json.loads(result.stdout)
     assert data["up"] is False and "lepton-ops lab up" in data["message"]
+    assert not state.exists()
+
+
+@pytest.mark.parametrize(("umask", "mode"), [(0o022, 0o644), (0o027, 0o640), (0o077, 0o600)])
+def test_the_report_page_is_written_with_the_users_umask(
+    tmp_path: Path, umask: int, mode: int
+) -> None:
+    import os
+    import stat
+
+    from lepton_ops.cli.report import write_atomically
+
+    before = os.umask(umask)
+    try:
+        write_atomically(tmp_path / "report.html", "<html></html>")
+    finally:
+        os.umask(before)
+    assert stat.S_IMODE((tmp_path / "report.html").stat().st_mode) == mode
+
+
+def test_status_creates_nothing(tmp_path: Path) -> None:
+    inventory = tmp_path / "hosts.yml"
+    # 127.0.3.x: loopback addresses no lab uses; nothing listens, /healthz fails at once
+    inventory.write_text(INVENTORY.replace("127.0.3.", "127.0.3."), encoding="utf-8")
+    state = tmp_path / "state"
+    result = run_cli("status", "-i", str(inventory), "--json", state_dir=state)
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert [node["node"] for node in data["nodes"]] == ["node1", "node2"]
+    assert data["nodes"][1]["healthy"] is False
     assert not state.exists()
