@@ -16,6 +16,7 @@ from lepton_ops.cli.render import console, print_json
 from lepton_ops.errors import BadInput, OperationFailed
 from lepton_ops.files import umask_mode
 from lepton_ops.report import build_report
+from lepton_ops.report.build import fitted_since
 from lepton_ops.report.html import page
 from lepton_ops.report.text import render
 from lepton_ops.settings import Settings
@@ -26,7 +27,15 @@ from lepton_ops.telemetry.durations import format_duration
 @with_settings
 def report_command(
     cfg: Settings,
-    since: Annotated[str, typer.Option("--since", help="How far back: 90m, 24h, 7d...")] = "24h",
+    since: Annotated[
+        str,
+        typer.Option(
+            "--since",
+            metavar="DURATION",
+            help="How far back at most: 90m, 24h, 7d... The window starts at the first "
+            "observation within it, so that the charts fit the data.",
+        ),
+    ] = "24h",
     html: Annotated[
         Path | None,
         typer.Option(
@@ -45,7 +54,8 @@ def report_command(
         ),
     ] = "5m",
 ) -> None:
-    """The fleet's numbers from what the store measured, over the last --since.
+    """The fleet's numbers from what the store measured, from the first observation within
+    the last --since to now.
 
     Load: each node's share L_i = W_i / sum(W), its planned and executed tasks, each
     job's predicted and measured makespan (a job is recorded when 'job run' sees it
@@ -73,7 +83,7 @@ def report_command(
         report = build_report(
             store,
             cfg.state_dir,
-            since=now - window,
+            since=fitted_since(store, now - window, now),
             until=now,
             horizon_s=horizon_s,
             max_gap_s=max_gap_s,
@@ -85,9 +95,8 @@ def report_command(
         data["html"] = None if target is None else str(target)
         print_json(data)
     elif target is not None:
-        console.print(
-            f"report of the last {format_duration(window)} written to {target}", highlight=False
-        )
+        span = format_duration(max(1.0, report.until - report.since))
+        console.print(f"report of the last {span} written to {target}", highlight=False)
     else:
         render(report, console)
 

@@ -38,7 +38,7 @@ from filelock import FileLock, Timeout
 from lepton_ops.errors import BadInput, LeptonError, OperationFailed
 from lepton_ops.inventory import load_fleet
 from lepton_ops.remediate.actions import ActionOutcome, run_action
-from lepton_ops.remediate.ladder import Action
+from lepton_ops.remediate.ladder import PREDICTIVE_DRAIN, UNCORDON, Action
 from lepton_ops.remediate.policy import (
     Decision,
     NodeState,
@@ -52,8 +52,6 @@ from lepton_ops.telemetry.pull import fleet_targets, load_token
 from lepton_ops.telemetry.records import RemediationRecord
 from lepton_ops.telemetry.store import TelemetryStore, store_path
 
-UNCORDON = "uncordon"
-PREDICTIVE_DRAIN = "predictive-drain"
 #: The ladder's actions; other audit rows (uncordon, predictive drains) are not attempts.
 _LADDER_ACTIONS = {action.value for action in Action}
 VERIFY_TIMEOUT_S = 45.0
