@@ -238,7 +238,7 @@ _TIMELINE_LEGEND = (
     ("#ff7f0e", "injected fault"),
     ("#d62728", "failure incident (tick at the bottom)"),
     ("#17becf", "remediation action (triangle on top)"),
-    ("#e377c2", "prediction acted on (diamond on top); current risk (dot at the right, %)"),
+    ("#e377c2", "prediction acted on (diamond); current risk (dot at the right, %)"),
 )
 
 
@@ -418,7 +418,8 @@ def _prediction_mark(report: Report, node: str, at: float, x: float, top: float)
         words.append(f"lead time {fmt.seconds(min(failed) - at)} before the failure")
     elif acted:
         words.append(f"{fmt.seconds(min(acted) - at)} before the remediation, no failure")
-    points = f"{x:.1f},{top - 13} {x + 5:.1f},{top - 7} {x:.1f},{top - 1} {x - 5:.1f},{top - 7}"
+    # just under the remediation triangles (a restart often follows at once)
+    points = f"{x:.1f},{top + 1} {x + 5:.1f},{top + 7} {x:.1f},{top + 13} {x - 5:.1f},{top + 7}"
     return element(
         "polygon", {"class": "data prediction", "points": points}, title("; ".join(words))
     )
