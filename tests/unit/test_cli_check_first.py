@@ -7,26 +7,12 @@ import json
 from pathlib import Path
 
 import pytest
-from cli_support import one_error_line, run_cli
-
-INVENTORY = """\
-all:
-  children:
-    aggregator:
-      hosts:
-        node1:
-    workers:
-      hosts:
-        node1: {ansible_host: 127.0.3.1, lepton_weight: 100}
-        node2: {ansible_host: 127.0.3.2, lepton_weight: 200}
-"""
+from cli_support import one_error_line, run_cli, static_inventory
 
 
 @pytest.fixture
 def inventory(tmp_path: Path) -> Path:
-    path = tmp_path / "hosts.yml"
-    path.write_text(INVENTORY, encoding="utf-8")
-    return path
+    return static_inventory(tmp_path / "hosts.yml", 2)
 
 
 @pytest.mark.parametrize(
@@ -117,9 +103,8 @@ def test_the_report_page_is_written_with_the_users_umask(
 
 
 def test_status_creates_nothing(tmp_path: Path) -> None:
-    inventory = tmp_path / "hosts.yml"
     # 127.0.3.x: loopback addresses no lab uses; nothing listens, /healthz fails at once
-    inventory.write_text(INVENTORY.replace("127.0.3.", "127.0.3."), encoding="utf-8")
+    inventory = static_inventory(tmp_path / "hosts.yml", 2)
     state = tmp_path / "state"
     result = run_cli("status", "-i", str(inventory), "--json", state_dir=state)
     assert result.returncode == 0, result.stderr

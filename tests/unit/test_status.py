@@ -8,6 +8,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from cli_support import static_inventory
 from rich.console import Console
 from telemetry_support import make_facts
 
@@ -24,19 +25,6 @@ from lepton_ops.telemetry.facts import NodeOutcome
 from lepton_ops.telemetry.pull import ServiceTarget
 from lepton_ops.telemetry.records import RemediationRecord
 from lepton_ops.telemetry.store import TelemetryStore, store_path
-
-INVENTORY = """\
-all:
-  children:
-    aggregator:
-      hosts:
-        node1:
-    workers:
-      hosts:
-        node1: {ansible_host: 127.0.3.1, lepton_weight: 100}
-        node2: {ansible_host: 127.0.3.2, lepton_weight: 200}
-        node3: {ansible_host: 127.0.3.3, lepton_weight: 300}
-"""
 
 
 def screen(found: FleetStatus) -> str:
@@ -116,8 +104,7 @@ def fake_probe(
 
 
 def test_fleet_status_gathers_from_the_inventory_store_and_audit(tmp_path: Path) -> None:
-    inventory = tmp_path / "hosts.yml"
-    inventory.write_text(INVENTORY, encoding="utf-8")
+    inventory = static_inventory(tmp_path / "hosts.yml", 3)
     now = time.time()
     with TelemetryStore(store_path(tmp_path)) as store:
         store.record_collection(
@@ -143,8 +130,7 @@ def test_fleet_status_gathers_from_the_inventory_store_and_audit(tmp_path: Path)
 
 
 def test_fleet_status_reads_without_creating_anything(tmp_path: Path) -> None:
-    inventory = tmp_path / "hosts.yml"
-    inventory.write_text(INVENTORY, encoding="utf-8")
+    inventory = static_inventory(tmp_path / "hosts.yml", 3)
     state = tmp_path / "state"
     found = fleet_status(state, inventory, probe=fake_probe, drained=lambda s, i: set())
     assert not state.exists()
