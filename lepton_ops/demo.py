@@ -1,9 +1,11 @@
 """The guided tour on the embedded lab: every step of the loop, timed, with its outcome.
 
-lab up -> provision -> deploy -> a weighted ``mean`` job (checked against numpy) ->
-telemetry -> a memory leak injected on one node -> prediction -> remediation ->
-verification -> report. Each step prints its outcome and time; the tour stops at the
-first failed step (the later ones depend on it) and the command exits non-zero then.
+lab up -> provision -> deploy -> a weighted ``mean`` job (checked against numpy) -> a
+``sleep`` job on nodes of unequal speed (each node's share of the executed tasks checked
+against its L_i = W_i / sum(W)) -> telemetry -> a memory leak injected on one node ->
+prediction -> remediation -> verification -> report. Each step prints its outcome and
+time; the tour stops at the first failed step (the later ones depend on it) and the
+command exits non-zero then.
 
 Run again, it does the same: the lab, the wheelhouse and the services are already there
 (provision and deploy change nothing), the job and the fault are new, and the demo's
@@ -15,7 +17,7 @@ starter model (shipped with lepton-ops) when none was trained yet.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,10 +42,17 @@ FAULT_NODE = "node3"
 #: Grows the worker's resident memory toward its 640 MiB budget in about a minute and a half.
 LEAK_RATE = 5 * MiB
 JOB = {"tasks": 200, "task_size": 1000, "seed": 7}
+#: The heterogeneous job: the lab's workers run at speeds 1:2:3:4:5 (their weights over the
+#: smallest), so a sleep task takes 50 ms / speed. Shards of 10 tasks (1 % of the job)
+#: keep stealing at the end from moving more than a point or two of anyone's share, and
+#: 50 ms keeps the per-shard overhead small against a shard's time (node5: 100 ms).
+SPEEDS_TASKS = 1000
+SPEEDS_TASK_MS = 50.0
+SPEEDS_SHARD_SIZE = 10
+#: Each node's share of the executed tasks must be within this of its L_i.
+SHARE_TOLERANCE = 0.05
 PREDICT_TIMEOUT_S = 120.0
 SAMPLE_EVERY_S = 3.0
-#: The report covers this much before the tour began (the previous run, if it was recent).
-REPORT_WINDOW_S = 900.0
 
 
 @dataclass
@@ -91,6 +100,17 @@ def expected_mean(tasks: int, task_size: int, seed: int) -> dict[str, float]:
     return {"count": float(values.size), "mean": float(values.mean()),
             "variance": float(values.var()), "min": float(values.min()),
             "max": float(values.max())}  # fmt: skip
+
+
+def share_gaps(
+    executed: Mapping[str, int], load_shares: Mapping[str, float]
+) -> dict[str, tuple[float, float]]:
+    """Each node's (L_i, share of the executed tasks), for the nodes of ``load_shares``."""
+    total = sum(executed.values())
+    return {
+        node: (share, executed.get(node, 0) / total if total else 0.0)
+        for node, share in load_shares.items()
+    }
 
 
 def run_demo(
@@ -160,6 +180,35 @@ def run_demo(
         return (f"mean {got['mean']:.12f} of {int(got['count'])} numbers, equal to numpy's "
                 f"(1e-12); tasks per node: {shares}")  # fmt: skip
 
+    def speeds() -> str:
+        from lepton_ops.jobs.fleet import plan_inventory
+
+        plan = plan_inventory(lab.inventory_path, SPEEDS_TASKS)
+        load_shares = {node.name: node.load_share for node in plan.nodes}
+        with connect(state_dir, lambda: lab.inventory_path) as client:
+            job_id = client.submit(
+                "sleep", {"task_ms": SPEEDS_TASK_MS}, SPEEDS_TASKS, "weighted", SPEEDS_SHARD_SIZE
+            )
+            outcome = wait_for_outcome(client, job_id, timeout_s=300)
+        if not outcome.succeeded:
+            raise _StepFailed(f"job {job_id} did not succeed: {outcome.to_dict()}")
+        per_node = outcome.to_dict().get("per_node", {})
+        executed = {node: int(entry.get("tasks", 0)) for node, entry in per_node.items()}
+        gaps = share_gaps(executed, load_shares)
+        shown = ", ".join(
+            f"{node} {done:.1%} (L_i {planned:.1%})" for node, (planned, done) in gaps.items()
+        )
+        worst = max(abs(done - planned) for planned, done in gaps.values())
+        if worst > SHARE_TOLERANCE:
+            raise _StepFailed(
+                f"executed shares stray {worst * 100:.1f} points from L_i (at most "
+                f"{SHARE_TOLERANCE * 100:.0f}): {shown}"
+            )
+        makespan = outcome.to_dict().get("makespan_s")
+        took = f" in {makespan:.1f}s" if isinstance(makespan, int | float) else ""
+        return (f"sleep job on speeds 1:2:3:4:5{took}: executed shares {shown}; each within "
+                f"{worst * 100:.1f} points of L_i")  # fmt: skip
+
     def telemetry() -> str:
         outcome = collect(lab.inventory_path, state_dir)
         record = outcome.record
@@ -189,7 +238,8 @@ def run_demo(
         deadline = time.monotonic() + PREDICT_TIMEOUT_S
         while time.monotonic() < deadline:
             began = time.monotonic()
-            collect(lab.inventory_path, state_dir, limit=FAULT_NODE)
+            # every node, so that every node's timeline in the report has data
+            collect(lab.inventory_path, state_dir)
             found = {p.node: p for p in current_risk(state_dir)}.get(FAULT_NODE)
             if found is not None and found.probability is not None and found.probability >= 0.5:
                 leak = memo["fault"]
@@ -239,11 +289,14 @@ def run_demo(
                 f"before the memory budget was hit; {FAULT_NODE} healthy")  # fmt: skip
 
     def report() -> str:
-        from lepton_ops.report.build import build_report
+        from lepton_ops.report.build import build_report, fitted_since
         from lepton_ops.report.html import page
 
+        collect(lab.inventory_path, state_dir)  # the fleet after the tour: node3 recovered
         with TelemetryStore(store_path(state_dir)) as store:
-            built = build_report(store, state_dir, since=started_at - REPORT_WINDOW_S)
+            now = time.time()
+            # this tour's story: from its first observation (a previous tour is not in it)
+            built = build_report(store, state_dir, since=fitted_since(store, started_at, now))
         target = state_dir / "reports" / "demo-report.html"
         target.parent.mkdir(parents=True, exist_ok=True)
         temporary = target.with_name(target.name + ".tmp")
@@ -257,6 +310,7 @@ def run_demo(
         ("provision", provision_fleet),
         ("deploy", deploy_services),
         ("job", job),
+        ("speeds", speeds),
         ("telemetry", telemetry),
         ("fault", fault),
         ("prediction", predict),

@@ -6,17 +6,7 @@ import sys
 
 import typer
 
-from lepton_ops import __version__
-from lepton_ops.cli import chaos as chaos_cli
-from lepton_ops.cli import demo as demo_cli
-from lepton_ops.cli import fleet as fleet_cli
-from lepton_ops.cli import job as job_cli
-from lepton_ops.cli import lab as lab_cli
-from lepton_ops.cli import model as model_cli
-from lepton_ops.cli import predict as predict_cli
-from lepton_ops.cli import remediate as remediate_cli
-from lepton_ops.cli import report as report_cli
-from lepton_ops.cli import telemetry as telemetry_cli
+from lepton_ops.cli.lazy import Entry, LazyGroup, Section
 from lepton_ops.cli.options import (
     InventoryOpt,
     JsonOpt,
@@ -27,18 +17,88 @@ from lepton_ops.cli.options import (
 from lepton_ops.cli.render import fail_line
 from lepton_ops.errors import LeptonError
 
+#: The commands in the order of the loop; a command's module is imported when it runs.
+SECTIONS = (
+    Section(
+        "Set up the fleet",
+        (
+            Entry("lab", "lepton_ops.cli.lab:app", "The embedded five-node lab: up, status, down."),
+            Entry("provision", "lepton_ops.cli.fleet:provision_command",
+                  "Give every node its Python stack (from the controller's wheelhouse)."),
+            Entry("deploy", "lepton_ops.cli.fleet:deploy_command",
+                  "Start the aggregator and the workers, supervised, behind a token."),
+        ),
+    ),
+    Section(
+        "Run work",
+        (
+            Entry("job", "lepton_ops.cli.job:app",
+                  "Plan jobs by weight, run them on the aggregator, follow them."),
+        ),
+    ),
+    Section(
+        "Observe",
+        (
+            Entry("telemetry", "lepton_ops.cli.telemetry:app",
+                  "Collect, pull, show, export and prune the nodes' telemetry."),
+            Entry("chaos", "lepton_ops.cli.chaos:app",
+                  "Real faults on the lab's nodes: the predictor's labels."),
+        ),
+    ),
+    Section(
+        "Predict",
+        (
+            Entry("model", "lepton_ops.cli.model:app",
+                  "The failure predictor's model: train, evaluate, show, install-starter."),
+            Entry("predict", "lepton_ops.cli.predict:predict_command",
+                  "Each node's risk of failing soon, with the features behind it."),
+        ),
+    ),
+    Section(
+        "Remediate",
+        (
+            Entry("remediate", "lepton_ops.cli.remediate:remediate_command",
+                  "Act on the nodes at risk: restart, drain, re-provision, cordon."),
+            Entry("cycle", "lepton_ops.cli.remediate:cycle_command",
+                  "One pass of the loop: collect, predict, remediate."),
+            Entry("watch", "lepton_ops.cli.remediate:watch_command",
+                  "Run the loop every --interval until stopped."),
+            Entry("audit", "lepton_ops.cli.remediate:audit_command",
+                  "The remediation audit log."),
+            Entry("uncordon", "lepton_ops.cli.remediate:uncordon_command",
+                  "Lift a node's cordon."),
+            Entry("schedule", "lepton_ops.cli.remediate:schedule_app",
+                  "Run 'cycle' on a schedule (systemd timer or cron)."),
+        ),
+    ),
+    Section(
+        "See the whole",
+        (
+            Entry("status", "lepton_ops.cli.status:status_command",
+                  "One screen: each node's health, weight, drain, risk, last action."),
+            Entry("report", "lepton_ops.cli.report:report_command",
+                  "Load, stability and prediction numbers; an HTML page with charts."),
+            Entry("demo", "lepton_ops.cli.demo:demo_command",
+                  "The whole loop on the embedded lab, step by step."),
+        ),
+    ),
+)  # fmt: skip
+
 app = typer.Typer(
     name="lepton-ops",
     help="Keep a small AI compute fleet stable: lab, provisioning, jobs, telemetry, "
     "prediction and remediation, driven through Ansible.",
+    cls=LazyGroup.with_sections(SECTIONS),
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
+    rich_markup_mode=None,
 )
 
 
 def _version(value: bool) -> None:
     if value:
+        from lepton_ops import __version__
+
         sys.stdout.write(f"lepton-ops {__version__}\n")
         raise typer.Exit()
 
@@ -55,18 +115,6 @@ def _root(
     ),
 ) -> None:
     remember_global_options(ctx, inventory, state_dir, json_output, verbose)
-
-
-app.add_typer(lab_cli.app, name="lab")
-app.add_typer(job_cli.app, name="job")
-app.add_typer(telemetry_cli.app, name="telemetry")
-app.add_typer(model_cli.app, name="model")
-app.add_typer(chaos_cli.app, name="chaos")
-fleet_cli.register(app)
-demo_cli.register(app)
-report_cli.register(app)
-remediate_cli.register(app)
-predict_cli.register(app)
 
 
 def main(argv: list[str] | None = None) -> None:

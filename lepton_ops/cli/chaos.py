@@ -11,6 +11,7 @@ from rich.table import Table
 from lepton_ops.chaos import Chaos, FaultKind, FaultSpec
 from lepton_ops.chaos.campaign import run_campaign
 from lepton_ops.chaos.faults import parse_rate
+from lepton_ops.cli.lazy import sub_app
 from lepton_ops.cli.options import with_settings
 from lepton_ops.cli.render import console, print_json
 from lepton_ops.errors import OperationFailed
@@ -18,10 +19,9 @@ from lepton_ops.settings import Settings
 from lepton_ops.telemetry.durations import parse_duration
 from lepton_ops.telemetry.records import FaultRecord
 
-app = typer.Typer(
-    help="Chaos on the lab: kill, hang, memleak, cpuhog, diskfill and partition faults that end "
-    "in real failures, recorded in the telemetry store as the predictor's labels.",
-    no_args_is_help=True,
+app = sub_app(
+    "Chaos on the lab: kill, hang, memleak, cpuhog, diskfill and partition faults that end "
+    "in real failures, recorded in the telemetry store as the predictor's labels."
 )
 
 

@@ -13,10 +13,6 @@ from lepton_ops.lab import LabMode
 from lepton_ops.settings import Settings
 
 
-def register(app: typer.Typer) -> None:
-    app.command("demo")(demo_command)
-
-
 @with_settings
 def demo_command(
     cfg: Settings,
@@ -26,8 +22,10 @@ def demo_command(
     ] = None,
 ) -> None:
     """The whole loop on the embedded lab, step by step with outcomes and times: lab up,
-    provision, deploy, a weighted mean job checked against numpy, telemetry, a memory leak
-    injected on node3, its prediction, remediation and verification, and the report."""
+    provision, deploy, a weighted mean job checked against numpy, a sleep job on nodes of
+    speeds 1:2:3:4:5 whose executed shares must follow L_i (within 5 points), telemetry, a
+    memory leak injected on node3, its prediction, remediation and verification, and the
+    report (its timelines tell that story)."""
     cfg.ensure_state_dir()
 
     def show(step: StepOutcome) -> None:

@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TypeVar
 
-import typer
-
 from lepton_ops.cli.options import CheckOpt, LimitOpt, require_inventory, with_settings
 from lepton_ops.cli.playbook_output import finish_playbook
 from lepton_ops.cli.render import console
@@ -15,11 +13,6 @@ from lepton_ops.provision.provision import provision
 from lepton_ops.settings import Settings
 
 Result = TypeVar("Result")
-
-
-def register(app: typer.Typer) -> None:
-    app.command("provision")(provision_command)
-    app.command("deploy")(deploy_command)
 
 
 @with_settings

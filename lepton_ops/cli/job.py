@@ -3,29 +3,30 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from lepton_ops.cli.lazy import sub_app
 from lepton_ops.cli.options import (
     LimitOpt,
     require_inventory,
     with_settings,
 )
-from lepton_ops.cli.render import console, err_console, print_json
+from lepton_ops.cli.render import console, err_console, human_seconds, print_json
 from lepton_ops.errors import OperationFailed
-from lepton_ops.jobs import client as jobs
 from lepton_ops.jobs.fleet import plan_inventory
 from lepton_ops.jobs.planner import Plan, Strategy
 from lepton_ops.settings import Settings
 
-app = typer.Typer(
-    help="Jobs: split tasks over the workers in proportion to their weights, run them on "
+if TYPE_CHECKING:
+    from lepton_ops.jobs import client as jobs
+
+app = sub_app(
+    "Jobs: split tasks over the workers in proportion to their weights, run them on "
     "the aggregator and follow them. LEPTON_OPS_AGGREGATOR_URL overrides the aggregator's "
-    "address from the inventory (for tests and ssh tunnels).",
-    no_args_is_help=True,
+    "address from the inventory (for tests and ssh tunnels)."
 )
 
 
@@ -34,20 +35,30 @@ app = typer.Typer(
 def plan_command(
     cfg: Settings,
     tasks: Annotated[
-        int, typer.Option("--tasks", "-n", help="How many tasks the job has.", show_default=False)
+        int,
+        typer.Option(
+            "--tasks",
+            "-t",
+            min=1,
+            metavar="N",
+            help="How many tasks the job has (1 or more).",
+            show_default=False,
+        ),
     ],
     strategy: Annotated[
-        str,
+        Strategy,
         typer.Option(
             "--strategy",
             help="weighted: tasks in proportion to lepton_weight (largest remainder); "
             "equal: the naive N / nodes split, for comparison.",
         ),
-    ] = Strategy.WEIGHTED.value,
+    ] = Strategy.WEIGHTED,
     task_ms: Annotated[
         float,
         typer.Option(
             "--task-ms",
+            min=0.0,
+            metavar="MS",
             help="Milliseconds one task takes on a speed-1 node (a node's speed is "
             "lepton_speed, else its weight over the smallest weight).",
         ),
@@ -56,6 +67,8 @@ def plan_command(
         int | None,
         typer.Option(
             "--shard-size",
+            min=1,
+            metavar="N",
             help="Tasks per shard. Default: about 4 shards per worker, 1 to 1000 tasks each.",
             show_default=False,
         ),
@@ -87,10 +100,14 @@ def _show(plan: Plan, *, verbose: int) -> None:
     table.add_column("node")
     table.add_column("weight", justify="right")
     table.add_column("speed", justify="right")
-    table.add_column("load share", justify="right")
+    # the share the strategy gives each node, beside its tasks (equal: 1/n, not L_i)
+    equal = plan.strategy is Strategy.EQUAL
+    table.add_column("equal share" if equal else "load share L_i", justify="right")
+    if equal:
+        table.add_column("L_i (by weight)", justify="right", style="dim")
     table.add_column("tasks", justify="right")
     table.add_column("shards", justify="right")
-    table.add_column("predicted s", justify="right")
+    table.add_column("predicted", justify="right")
     if verbose:
         table.add_column("task ranges")
     for node in plan.nodes:
@@ -98,10 +115,11 @@ def _show(plan: Plan, *, verbose: int) -> None:
             node.name,
             str(node.weight),
             f"{node.speed:g}",
-            f"{node.load_share:.2%}",
+            f"{float(node.quota / plan.tasks) if plan.tasks else 0.0:.2%}",
+            *([f"{node.load_share:.2%}"] if equal else []),
             str(node.tasks),
             str(len(node.shards)),
-            f"{node.predicted_s:.3f}",
+            human_seconds(node.predicted_s),
         ]
         if verbose:
             row.append(_ranges(plan, node.name))
@@ -111,9 +129,10 @@ def _show(plan: Plan, *, verbose: int) -> None:
         str(plan.total_weight),
         f"{sum(node.speed for node in plan.nodes if node.weight > 0):g}",
         "100.00%" if plan.total_weight else "-",
+        *(["100.00%" if plan.total_weight else "-"] if equal else []),
         str(sum(node.tasks for node in plan.nodes)),
         str(len(plan.shards)),
-        f"{plan.makespan_s:.3f}",
+        human_seconds(plan.makespan_s),
     ]
     if verbose:
         total.append("")
@@ -123,9 +142,9 @@ def _show(plan: Plan, *, verbose: int) -> None:
     ideal = plan.ideal_makespan_s
     ratio = f" ({plan.makespan_s / ideal:.3f}x ideal)" if ideal > 0 else ""
     console.print(
-        f"predicted makespan {plan.makespan_s:.3f} s{ratio}; "
-        f"ideal {ideal:.3f} s (all tasks spread by speed, {plan.task_s * 1000:g} ms per task "
-        f"at speed 1)"
+        f"predicted makespan {human_seconds(plan.makespan_s)}{ratio}; "
+        f"ideal {human_seconds(ideal)} (all tasks spread by speed, {plan.task_s * 1000:g} ms "
+        "per task at speed 1)"
     )
 
 
@@ -138,10 +157,14 @@ def _ranges(plan: Plan, node: str) -> str:
 
 # --------------------------------------------------------------------------- run and follow
 
-JobIdArg = Annotated[str, typer.Argument(help="The job's id (from 'job run' or 'job list').")]
+JobIdArg = Annotated[
+    str, typer.Argument(metavar="JOB_ID", help="The job's id (from 'job run' or 'job list').")
+]
 
 
 def _client(cfg: Settings) -> jobs.AggregatorClient:
+    from lepton_ops.jobs import client as jobs  # httpx: only for the commands that talk
+
     return jobs.connect(cfg.state_dir, lambda: require_inventory(cfg))
 
 
@@ -150,34 +173,50 @@ def _client(cfg: Settings) -> jobs.AggregatorClient:
 def run_command(
     cfg: Settings,
     kind: Annotated[
-        str, typer.Option("--kind", "-k", help="The job kind (mean, pi, predict, sleep...).")
+        str,
+        typer.Option(
+            "--kind",
+            "-k",
+            metavar="KIND",
+            help="The job kind: mean, pi, predict, sleep, or one a package registers.",
+        ),
     ],
     tasks: Annotated[
         int | None,
         typer.Option(
             "--tasks",
-            "-n",
-            help="How many tasks the job has (predict: one per data row, the default).",
+            "-t",
+            min=1,
+            metavar="N",
+            help="How many tasks the job has, 1 or more (predict: one per data row, the default).",
             show_default=False,
         ),
     ] = None,
     task_size: Annotated[
         int | None,
-        typer.Option("--task-size", help="Numbers per task (mean, pi).", show_default=False),
+        typer.Option(
+            "--task-size", metavar="N", help="Numbers per task (mean, pi).", show_default=False
+        ),
     ] = None,
     seed: Annotated[
-        int | None, typer.Option("--seed", help="The random seed (mean, pi).", show_default=False)
+        int | None,
+        typer.Option("--seed", metavar="N", help="The random seed (mean, pi).", show_default=False),
     ] = None,
     task_ms: Annotated[
         float | None,
         typer.Option(
-            "--task-ms", help="Milliseconds per task at speed 1 (sleep).", show_default=False
+            "--task-ms",
+            min=0.0,
+            metavar="MS",
+            help="Milliseconds per task at speed 1 (sleep).",
+            show_default=False,
         ),
     ] = None,
     model: Annotated[
         Path | None,
         typer.Option(
             "--model",
+            metavar="FILE",
             help="The model file (predict): scikit-learn saved with skops.",
             show_default=False,
         ),
@@ -186,15 +225,19 @@ def run_command(
         Path | None,
         typer.Option(
             "--data",
+            metavar="FILE",
             help="The rows to score (predict): a 2-D .npy array or numeric CSV.",
             show_default=False,
         ),
     ] = None,
     strategy: Annotated[
-        str, typer.Option("--strategy", help="weighted (by lepton_weight) or equal.")
-    ] = "weighted",
+        Strategy, typer.Option("--strategy", help="weighted (by lepton_weight) or equal.")
+    ] = Strategy.WEIGHTED,
     shard_size: Annotated[
-        int | None, typer.Option("--shard-size", help="Tasks per shard.", show_default=False)
+        int | None,
+        typer.Option(
+            "--shard-size", min=1, metavar="N", help="Tasks per shard.", show_default=False
+        ),
     ] = None,
     detach: Annotated[
         bool, typer.Option("--detach", "-d", help="Submit and return; the job goes on.")
@@ -205,6 +248,8 @@ def run_command(
     A predict job scores each row of --data with --model: both files are checked here,
     uploaded once (by content), and the job has one task per row.
     """
+    from lepton_ops.jobs import client as jobs
+
     inputs = jobs.job_inputs(
         kind,
         {"task_size": task_size, "seed": seed, "task_ms": task_ms},
@@ -262,6 +307,8 @@ def result_command(
     job_id: JobIdArg,
 ) -> None:
     """A finished job's result (exit 1 with the reason if it failed or still runs)."""
+    from lepton_ops.jobs import client as jobs
+
     with _client(cfg) as client:
         status = client.status(job_id)
         if status.get("status") == "failed":
@@ -292,6 +339,8 @@ def list_command(
 
 
 def _follow_and_show(cfg: Settings, client: jobs.AggregatorClient, job_id: str) -> None:
+    from lepton_ops.jobs import client as jobs
+
     try:
         status = _follow(cfg, client, job_id)
     except KeyboardInterrupt:
@@ -306,6 +355,16 @@ def _follow_and_show(cfg: Settings, client: jobs.AggregatorClient, job_id: str) 
 
 
 def _follow(cfg: Settings, client: jobs.AggregatorClient, job_id: str) -> dict[str, Any]:
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    from lepton_ops.jobs import client as jobs
+
     with Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -361,7 +420,7 @@ def _show_outcome(cfg: Settings, finished: jobs.Outcome) -> None:
     console.print(table)
     console.print(_per_node_table(finished.status))
     if data["makespan_s"] is not None:
-        console.print(f"makespan {data['makespan_s']:.3f} s")
+        console.print(f"makespan {human_seconds(data['makespan_s'])}")
 
 
 #: Lists longer than this (a predict job's predictions) are shortened in the table.

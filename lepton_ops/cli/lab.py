@@ -7,18 +7,19 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from lepton_ops.cli.lazy import sub_app
 from lepton_ops.cli.options import with_settings
 from lepton_ops.cli.render import console, print_json
+from lepton_ops.errors import OperationFailed
 from lepton_ops.lab import Lab, LabMode, LabStatus
 from lepton_ops.lab.topology import DEFAULT_SSH_PORT
 from lepton_ops.settings import Settings
 
-app = typer.Typer(
-    help="The embedded lab: five nodes on 127.0.1.1-5, or the next free block of five "
+app = sub_app(
+    "The embedded lab: five nodes on 127.0.1.1-5, or the next free block of five "
     "(127.0.1.11-15, ...) when another lab holds it or /etc/hosts names one of its addresses "
     "(ssh mode: a real sshd per node in its own mount namespace; local mode: one directory "
-    "tree per node, no root needed).",
-    no_args_is_help=True,
+    "tree per node, no root needed)."
 )
 
 ModeOpt = Annotated[
@@ -74,8 +75,14 @@ def status_command(
     ssh mode: the node's sshd answers with an SSH-2.0 banner within 1 s.
     local mode: the node's three directories exist.
     """
-    status = Lab(cfg.state_dir).status()
-    _show(status, json_output=cfg.json, title="lab status")
+    lab = Lab(cfg.state_dir)
+    if not lab.is_up():
+        message = f"no lab is up (state dir {lab.state_dir}): start one with 'lepton-ops lab up'"
+        if not cfg.json:
+            raise OperationFailed(message)
+        print_json({"up": False, "state_dir": str(lab.state_dir), "message": message})
+        raise typer.Exit(1)
+    _show(lab.status(), json_output=cfg.json, title="lab status")
 
 
 @app.command("down")

@@ -11,6 +11,7 @@ import typer
 from rich.table import Table
 
 from lepton_ops.cli import model_train
+from lepton_ops.cli.lazy import sub_app
 from lepton_ops.cli.options import with_settings
 from lepton_ops.cli.render import console, print_json
 from lepton_ops.errors import BadInput
@@ -19,10 +20,7 @@ from lepton_ops.settings import Settings
 if TYPE_CHECKING:
     from lepton_ops.predict.score_csv import CsvScoreSummary
 
-app = typer.Typer(
-    help="The failure predictor: its models, and anomaly scores for a metric's history.",
-    no_args_is_help=True,
-)
+app = sub_app("The failure predictor: its models, and anomaly scores for a metric's history.")
 
 
 _SCORE_CSV_HELP = """Write FILE's rows back with an anomaly_score in [0, 1] (CSV).

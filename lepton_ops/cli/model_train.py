@@ -280,7 +280,7 @@ def open_store(state_dir: Path) -> TelemetryStore:
             f"no telemetry store at {path}: collect telemetry first with "
             "'lepton-ops telemetry collect'"
         )
-    return TelemetryStore(path)
+    return TelemetryStore(path, read_only=True)
 
 
 def _clock(ts: Any) -> str:

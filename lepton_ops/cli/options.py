@@ -18,6 +18,7 @@ InventoryOpt = Annotated[
     typer.Option(
         "-i",
         "--inventory",
+        metavar="PATH",
         help="Inventory file or directory (any source Ansible accepts). "
         "Default: the lab's inventory while a lab is up.",
         show_default=False,
@@ -27,6 +28,7 @@ StateDirOpt = Annotated[
     Path | None,
     typer.Option(
         "--state-dir",
+        metavar="DIR",
         help="Where lepton-ops keeps its state. Default: a per-user state directory; "
         "LEPTON_OPS_STATE_DIR overrides it.",
         show_default=False,
@@ -34,13 +36,17 @@ StateDirOpt = Annotated[
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
 LimitOpt = Annotated[
-    str | None, typer.Option("--limit", "-l", help="Only these hosts (an Ansible pattern).")
+    str | None,
+    typer.Option("--limit", "-l", metavar="PATTERN", help="Only these hosts (an Ansible pattern)."),
 ]
 CheckOpt = Annotated[
     bool, typer.Option("--check", help="Report what would change; change nothing.")
 ]
 VerboseOpt = Annotated[
-    int, typer.Option("-v", "--verbose", count=True, help="More detail (repeat for more).")
+    int,
+    typer.Option(
+        "-v", "--verbose", count=True, show_default=False, help="More detail (repeat for more)."
+    ),
 ]
 
 
@@ -130,8 +136,6 @@ def with_settings(command: Callable[..., None]) -> Callable[..., None]:
 
 def require_inventory(cfg: Settings) -> Path:
     """The inventory to act on: ``-i`` if given, else the running lab's."""
-    from lepton_ops.lab import current_inventory
-
     if cfg.inventory is not None:
         path = cfg.inventory.expanduser()
         if not path.exists():
@@ -139,6 +143,8 @@ def require_inventory(cfg: Settings) -> Path:
                 f"inventory {path} does not exist: check the path given to -i/--inventory"
             )
         return path.resolve()
+    from lepton_ops.lab import current_inventory
+
     lab_inventory = current_inventory(cfg.state_dir)
     if lab_inventory is None:
         raise BadInput(

@@ -17,19 +17,6 @@ from lepton_ops.errors import BadInput, OperationFailed
 from lepton_ops.settings import Settings
 from lepton_ops.telemetry import format_duration
 
-_HELP = """Each node's probability of failing within the model's horizon, from its latest telemetry.
-
-Per node: the calibrated probability (none from a model trained without failures: then
-the anomaly score decides), the anomaly score, the horizon, whether it is at risk (at or
-above the model's threshold, or --threshold), the three features that raised the risk
-most, and how old the telemetry is. Stale telemetry (older than three windows) gives no
-probability: the node is flagged instead. Run 'lepton-ops model train' first.
-"""
-
-
-def register(app: typer.Typer) -> None:
-    app.command("predict", help=_HELP)(predict_command)
-
 
 @with_settings
 def predict_command(
@@ -46,6 +33,14 @@ def predict_command(
         str | None, typer.Option("--node", "-n", help="Only this node.", show_default=False)
     ] = None,
 ) -> None:
+    """Each node's probability of failing within the model's horizon, from its latest telemetry.
+
+    Per node: the calibrated probability (none from a model trained without failures: then
+    the anomaly score decides), the anomaly score, the horizon, whether it is at risk (at or
+    above the model's threshold, or --threshold), the three features that raised the risk
+    most, and how old the telemetry is. Stale telemetry (older than three windows) gives no
+    probability: the node is flagged instead. Run 'lepton-ops model train' first.
+    """
     from lepton_ops.predict.model_store import load_current, version_warning
     from lepton_ops.predict.predictor import predict_fleet
 

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from lepton_ops.cli.lazy import sub_app
 from lepton_ops.cli.options import require_inventory, with_settings
 from lepton_ops.cli.render import console, err_console, print_json
 from lepton_ops.errors import LeptonError, OperationFailed
@@ -19,9 +20,7 @@ from lepton_ops.settings import Settings
 from lepton_ops.telemetry.durations import parse_duration
 from lepton_ops.telemetry.store import TelemetryStore, store_path
 
-schedule_app = typer.Typer(
-    help="Run 'lepton-ops cycle' on a schedule (a systemd timer, or cron).", no_args_is_help=True
-)
+schedule_app = sub_app("Run 'lepton-ops cycle' on a schedule (a systemd timer, or cron).")
 
 ThresholdOpt = Annotated[
     float, typer.Option("--threshold", min=0.01, max=1.0, help="Act at this risk or above.")
@@ -36,15 +35,6 @@ AttemptsOpt = Annotated[
     int, typer.Option("--max-attempts", min=1, max=4, help="Cordon after this many attempts.")
 ]
 DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Print the plan; change nothing.")]
-
-
-def register(app: typer.Typer) -> None:
-    app.command("remediate")(remediate_command)
-    app.command("cycle")(cycle_command)
-    app.command("watch")(watch_command)
-    app.command("audit")(audit_command)
-    app.command("uncordon")(uncordon_command)
-    app.add_typer(schedule_app, name="schedule")
 
 
 def _config(threshold: float, max_concurrent: int, cooldown: str, attempts: int) -> PolicyConfig:
@@ -137,15 +127,26 @@ def watch_command(
 @with_settings
 def audit_command(
     cfg: Settings,
-    node: Annotated[str | None, typer.Option("--node", help="Only this node.")] = None,
+    node: Annotated[
+        str | None, typer.Option("--node", "-n", help="Only this node.", show_default=False)
+    ] = None,
     since: Annotated[str, typer.Option("--since", help="How far back (e.g. 1h, 7d).")] = "24h",
 ) -> None:
     """The remediation audit log: every action, its trigger, outcome and evidence."""
     window = time.time() - parse_duration(since)
-    with TelemetryStore(store_path(cfg.state_dir)) as store:
+    with TelemetryStore(store_path(cfg.state_dir), read_only=True) as store:
         records = store.remediations(node=node, since=window)
     if cfg.json:
         print_json({"remediations": [record.to_dict() for record in records]})
+        return
+    if not records:
+        whose = f" on {node}" if node else ""
+        console.print(
+            f"no remediation{whose} in the last {since}: actions appear here once "
+            "'lepton-ops remediate', 'cycle', 'watch' or a schedule acts on a node at risk "
+            "(try 'lepton-ops remediate --dry-run' to see what it would do now)",
+            highlight=False,
+        )
         return
     table = Table(title=f"remediations since {since} ago")
     for column in ("id", "node", "action", "trigger", "started", "took", "outcome", "reason"):

@@ -14,42 +14,28 @@ import typer
 from lepton_ops.cli.options import with_settings
 from lepton_ops.cli.render import console, print_json
 from lepton_ops.errors import BadInput, OperationFailed
+from lepton_ops.files import umask_mode
 from lepton_ops.report import build_report
+from lepton_ops.report.build import fitted_since
 from lepton_ops.report.html import page
 from lepton_ops.report.text import render
 from lepton_ops.settings import Settings
 from lepton_ops.telemetry import TelemetryStore, parse_duration, store_path
 from lepton_ops.telemetry.durations import format_duration
 
-# One paragraph a line: the help formatter wraps them to the terminal.
-_HELP = "\n\n".join(
-    (
-        "The fleet's numbers from what the store measured, over the last --since.",
-        "Load: each node's share L_i = W_i / sum(W), its planned and executed tasks, each "
-        "job's predicted and measured makespan (a job is recorded when 'job run' sees it "
-        "finish).",
-        "Stability, per node and pooled for the fleet: the failure rate lambda (failures per "
-        "hour of observed time), the probability of at least one failure within --horizon "
-        "(1 - exp(-lambda * horizon)), MTBF, MTTR and availability, each with the count it "
-        "rests on.",
-        "Prediction (alarms, current risk) and remediation (actions by type and outcome) "
-        "when their data exist.",
-        "A store without data gives a report that says what is missing (exit 0). --html "
-        "writes a self-contained page with charts (it needs no network to be viewed) and "
-        "prints its path; --json prints the report as one JSON document (with the page's "
-        "path, if written).",
-    )
-)
-
-
-def register(app: typer.Typer) -> None:
-    app.command("report", help=_HELP)(report_command)
-
 
 @with_settings
 def report_command(
     cfg: Settings,
-    since: Annotated[str, typer.Option("--since", help="How far back: 90m, 24h, 7d...")] = "24h",
+    since: Annotated[
+        str,
+        typer.Option(
+            "--since",
+            metavar="DURATION",
+            help="How far back at most: 90m, 24h, 7d... The window starts at the first "
+            "observation within it, so that the charts fit the data.",
+        ),
+    ] = "24h",
     html: Annotated[
         Path | None,
         typer.Option(
@@ -68,17 +54,36 @@ def report_command(
         ),
     ] = "5m",
 ) -> None:
+    """The fleet's numbers from what the store measured, from the first observation within
+    the last --since to now.
+
+    Load: each node's share L_i = W_i / sum(W), its planned and executed tasks, each
+    job's predicted and measured makespan (a job is recorded when 'job run' sees it
+    finish).
+
+    Stability, per node and pooled for the fleet: the failure rate lambda (failures per
+    hour of observed time), the probability of at least one failure within --horizon
+    (1 - exp(-lambda * horizon)), MTBF, MTTR and availability, each with the count it
+    rests on.
+
+    Prediction (alarms, current risk) and remediation (actions by type and outcome)
+    when their data exist.
+
+    A store without data gives a report that says what is missing (exit 0). --html
+    writes a self-contained page with charts (it needs no network to be viewed) and
+    prints its path; --json prints the report as one JSON document (with the page's
+    path, if written).
+    """
     window = parse_duration(since)
     horizon_s = parse_duration(horizon)
     max_gap_s = parse_duration(max_gap)
     target = _html_target(html) if html is not None else None
-    cfg.ensure_state_dir()
-    with TelemetryStore(store_path(cfg.state_dir)) as store:
+    with TelemetryStore(store_path(cfg.state_dir), read_only=True) as store:
         now = time.time()
         report = build_report(
             store,
             cfg.state_dir,
-            since=now - window,
+            since=fitted_since(store, now - window, now),
             until=now,
             horizon_s=horizon_s,
             max_gap_s=max_gap_s,
@@ -90,9 +95,8 @@ def report_command(
         data["html"] = None if target is None else str(target)
         print_json(data)
     elif target is not None:
-        console.print(
-            f"report of the last {format_duration(window)} written to {target}", highlight=False
-        )
+        span = format_duration(max(1.0, report.until - report.since))
+        console.print(f"report of the last {span} written to {target}", highlight=False)
     else:
         render(report, console)
 
@@ -117,7 +121,7 @@ def write_atomically(path: Path, text: str) -> None:
                 stream.write(text)
                 stream.flush()
                 os.fsync(stream.fileno())
-            temporary.chmod(0o644)
+            temporary.chmod(umask_mode())
             temporary.replace(path)
         except BaseException:
             with contextlib.suppress(OSError):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import sys
 import time
+from enum import StrEnum
 from typing import Annotated, Any
 
 import typer
@@ -12,8 +13,9 @@ from rich.table import Table
 from rich.text import Text
 
 from lepton_ops.cli import telemetry_pull
+from lepton_ops.cli.lazy import sub_app
 from lepton_ops.cli.options import LimitOpt, require_inventory, with_settings
-from lepton_ops.cli.render import console, print_json
+from lepton_ops.cli.render import console, iso_time, print_json
 from lepton_ops.errors import BadInput, OperationFailed
 from lepton_ops.settings import Settings
 from lepton_ops.telemetry import (
@@ -29,20 +31,28 @@ from lepton_ops.telemetry import (
 from lepton_ops.telemetry.collect import SSH_CONNECT_TIMEOUT_S, TASK_TIMEOUT_S, collect
 from lepton_ops.telemetry.summary import Level, NodeSummary, summarize, summary_from_latest
 
-app = typer.Typer(
-    help="Telemetry: sample every node through Ansible (lepton.ops.telemetry), keep the "
-    "samples in the controller's store, show, export and prune them.",
-    no_args_is_help=True,
+app = sub_app(
+    "Telemetry: sample every node through Ansible (lepton.ops.telemetry), keep the "
+    "samples in the controller's store, show, export and prune them."
 )
 telemetry_pull.register(app)
 
-EXPORT_FORMATS = ("csv", "prometheus")
+
+class ExportFormat(StrEnum):
+    CSV = "csv"
+    PROMETHEUS = "prometheus"
+
+
 _LEVEL_STYLE = {
     Level.OK: "green",
     Level.WARN: "yellow",
     Level.BAD: "bold red",
     Level.UNKNOWN: "dim",
 }
+NO_TELEMETRY = (
+    "no telemetry yet: sample the fleet with 'lepton-ops telemetry collect' (through "
+    "Ansible) or 'lepton-ops telemetry pull' (the services' metrics over HTTP)"
+)
 #: Incidents listed under ``show``'s table (all of them with --json).
 _SHOWN_INCIDENTS = 20
 
@@ -126,12 +136,13 @@ def show_command(
     """
     window = parse_duration(since)
     start = time.time() - window
-    with _open_store(cfg) as store:
+    with _open_store(cfg, read_only=True) as store:
         _check_filters(store, node, metric)
         wants_series = cfg.json or metric is not None
         series = store.series(node=node, metric=metric, since=start) if wants_series else []
         incidents = store.incidents(node=node, since=start)
         latest = store.latest(node=node, since=start) if metric is None else []
+        empty = not store.nodes()
     if cfg.json:
         print_json(
             {
@@ -144,6 +155,16 @@ def show_command(
         )
         return
     span = format_duration(window)
+    if empty:
+        console.print(NO_TELEMETRY, highlight=False)
+        return
+    if not series and not latest and not incidents:
+        console.print(
+            f"no telemetry in the last {span}: widen --since, or collect fresh samples with "
+            "'lepton-ops telemetry collect'",
+            highlight=False,
+        )
+        return
     if metric is not None:
         console.print(_series_table(series, f"{metric}, last {span}"))
         return
@@ -158,7 +179,7 @@ def show_command(
 def export_command(
     cfg: Settings,
     format_: Annotated[
-        str,
+        ExportFormat,
         typer.Option(
             "--format",
             "-f",
@@ -179,13 +200,15 @@ def export_command(
     metric: MetricOpt = None,
 ) -> None:
     """Write the stored telemetry to stdout as CSV or Prometheus text exposition."""
-    chosen = format_.strip().lower()
-    if chosen not in EXPORT_FORMATS:
-        raise BadInput(f"unknown export format {format_!r}: use {' or '.join(EXPORT_FORMATS)}")
+    if cfg.json:
+        raise BadInput(
+            f"--json does not apply to export (it writes {format_.value} to stdout): "
+            "leave --json out"
+        )
     start = time.time() - parse_duration(since) if since is not None else None
-    with _open_store(cfg) as store:
+    with _open_store(cfg, read_only=True) as store:
         _check_filters(store, node, metric)
-        if chosen == "csv":
+        if format_ is ExportFormat.CSV:
             store.export_csv(sys.stdout, node=node, metric=metric, since=start)
         else:
             store.export_prometheus(sys.stdout, node=node, metric=metric, since=start)
@@ -231,7 +254,9 @@ def prune_command(
 # --------------------------------------------------------------------------- helpers
 
 
-def _open_store(cfg: Settings) -> TelemetryStore:
+def _open_store(cfg: Settings, *, read_only: bool = False) -> TelemetryStore:
+    if read_only:  # a store that does not exist yet reads as empty, and is not created
+        return TelemetryStore(store_path(cfg.state_dir), read_only=True)
     cfg.ensure_state_dir()
     return TelemetryStore(store_path(cfg.state_dir))
 
@@ -377,7 +402,7 @@ def _series_dict(series: Series) -> dict[str, Any]:
         "node": series.node,
         "metric": series.metric,
         "labels": series.labels,
-        "points": [[ts, value] for ts, value in series.points],
+        "points": [[iso_time(ts), value] for ts, value in series.points],
     }
 
 

@@ -5,9 +5,10 @@
 
 from __future__ import annotations
 
-import json
+import math
 import sys
 import time
+from enum import StrEnum
 from typing import Annotated, Protocol
 
 import typer
@@ -16,7 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from lepton_ops.cli.options import LimitOpt, require_inventory, with_settings
-from lepton_ops.cli.render import console, print_json
+from lepton_ops.cli.render import console, json_text, print_json
 from lepton_ops.errors import BadInput, OperationFailed
 from lepton_ops.settings import Settings
 from lepton_ops.telemetry import parse_duration
@@ -36,7 +37,11 @@ from lepton_ops.telemetry.pull import (
     watch,
 )
 
-SOURCES = ("services", "prometheus")
+
+class Source(StrEnum):
+    SERVICES = "services"
+    PROMETHEUS = "prometheus"
+
 
 _HELP = f"""Read the services' metrics over HTTP (no Ansible) and store them; --watch repeats.
 
@@ -50,9 +55,10 @@ the others are stored all the same.
 that scrapes the services (its query_range API), over the last --window (default
 {DEFAULT_WINDOW_S / 60:g}m, one point per --step, default {DEFAULT_STEP_S:g}s).
 
---watch SECONDS samples every SECONDS until Ctrl-C (exit 0), printing a table each time
-(--json: one JSON line per sample). Exit 0 when the sample was stored, also with services
-down; 1 when it could not be (Prometheus not answering); 2 for bad options.
+--watch INTERVAL samples every INTERVAL (5s, 1m...) until Ctrl-C (exit 0), printing a
+table each time (--json: one JSON line per sample). Exit 0 when the sample was stored,
+also with services down; 1 when it could not be (Prometheus not answering); 2 for bad
+options.
 """
 
 
@@ -71,8 +77,9 @@ def register(app: typer.Typer) -> None:
 def pull_command(
     cfg: Settings,
     source: Annotated[
-        str, typer.Option("--source", help="services: scrape them; prometheus: ask Prometheus.")
-    ] = "services",
+        Source,
+        typer.Option("--source", help="services: scrape them; prometheus: ask Prometheus."),
+    ] = Source.SERVICES,
     prometheus_url: Annotated[
         str | None,
         typer.Option(
@@ -97,12 +104,12 @@ def pull_command(
             show_default=False,
         ),
     ] = None,
-    watch_s: Annotated[
-        float | None,
+    every: Annotated[
+        str | None,
         typer.Option(
             "--watch",
-            help="Sample every SECONDS until Ctrl-C.",
-            metavar="SECONDS",
+            help="Sample every INTERVAL until Ctrl-C: 5s, 1m... (a bare number is seconds).",
+            metavar="INTERVAL",
             show_default=False,
         ),
     ] = None,
@@ -111,11 +118,8 @@ def pull_command(
     ] = DEFAULT_TIMEOUT_S,
     limit: LimitOpt = None,
 ) -> None:
-    chosen = source.strip().lower()
-    if chosen not in SOURCES:
-        raise BadInput(f"unknown --source {source!r}: use {' or '.join(SOURCES)}")
-    if watch_s is not None and not watch_s > 0:
-        raise BadInput(f"--watch needs a number of seconds greater than 0, got {watch_s:g}")
+    chosen = source.value
+    watch_s = None if every is None else _interval(every)
     check_timeout(timeout)
     if chosen == "services":
         given = (("--prometheus-url", prometheus_url), ("--window", window), ("--step", step))
@@ -163,9 +167,20 @@ def pull_command(
         sampler.close()
 
 
+def _interval(text: str) -> float:
+    """--watch's seconds: a duration (5s, 1m) or, as before units were accepted, a number."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        return parse_duration(text)
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise BadInput(f"--watch needs a number of seconds greater than 0, got {text}")
+    return seconds
+
+
 def _show_watched(result: PullResult, *, as_json: bool, verbose: int) -> None:
     if as_json:
-        sys.stdout.write(json.dumps(result.to_dict(), separators=(",", ":")) + "\n")
+        sys.stdout.write(json_text(result.to_dict(), indent=None) + "\n")
         sys.stdout.flush()
     else:
         show(result, verbose=verbose)

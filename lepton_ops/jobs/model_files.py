@@ -29,6 +29,7 @@ from types import ModuleType
 from typing import Any
 
 from lepton_ops.errors import BadInput
+from lepton_ops.files import umask_mode
 from lepton_ops.jobs.kinds.base import MAX_ARTIFACT_BYTES
 
 MODEL_FORMAT = "lepton-ops model"
@@ -98,7 +99,7 @@ def save_model(
         try:
             with os.fdopen(handle, "wb") as out:
                 out.write(data)
-            Path(temporary).chmod(0o644)
+            Path(temporary).chmod(umask_mode())
             Path(temporary).replace(target)
         except BaseException:
             Path(temporary).unlink(missing_ok=True)

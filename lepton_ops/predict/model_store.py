@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from lepton_ops.errors import BadInput, OperationFailed
+from lepton_ops.files import umask_mode
 from lepton_ops.jobs.model_files import MAX_MODEL_BYTES, load_model_bytes, save_model
 from lepton_ops.predict.anomaly import AnomalyDetector
 from lepton_ops.predict.features import FEATURE_NAMES
@@ -114,7 +115,9 @@ def load_current(state_dir: Path) -> SavedModel:
         current = json.loads(pointer.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise OperationFailed(
-            f"no failure model yet in {directory}: train one with 'lepton-ops model train'"
+            f"no failure model yet in {directory}: train one with 'lepton-ops model train' "
+            "(it needs telemetry with failures), or use the lab's starter model: "
+            "'lepton-ops model install-starter'"
         ) from None
     except (OSError, ValueError) as exc:
         raise OperationFailed(f"{pointer} is not readable ({_line(exc)}): {_RETRAIN}") from None
@@ -322,7 +325,7 @@ def _write_text(path: Path, text: str) -> None:
         try:
             with os.fdopen(handle, "w", encoding="utf-8") as out:
                 out.write(text)
-            Path(temporary).chmod(0o644)
+            Path(temporary).chmod(umask_mode())
             Path(temporary).replace(path)
         except BaseException:
             Path(temporary).unlink(missing_ok=True)

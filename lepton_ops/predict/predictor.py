@@ -132,7 +132,7 @@ def current_risk(state_dir: Path, now: float | None = None) -> list[NodePredicti
     path = store_path(state_dir)
     if not path.is_file():
         raise OperationFailed(f"no telemetry store at {path}")
-    with TelemetryStore(path) as store:
+    with TelemetryStore(path, read_only=True) as store:
         return predict_fleet(store, saved.predictor, now)
 
 

@@ -18,6 +18,11 @@ class Action(StrEnum):
 
 LADDER: tuple[Action, ...] = (Action.RESTART, Action.DRAIN, Action.REPROVISION, Action.CORDON)
 
+#: Audit log actions outside the ladder: a person lifting a cordon, and the drain placed on
+#: a node predicted to fail (not an attempt at a fix: it lapses by itself).
+UNCORDON = "uncordon"
+PREDICTIVE_DRAIN = "predictive-drain"
+
 
 def rung(attempts_in_window: int) -> Action:
     """The action for a node helped ``attempts_in_window`` times within the escalation window."""

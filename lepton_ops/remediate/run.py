@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import getpass
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,9 +35,10 @@ from typing import Any
 import httpx
 from filelock import FileLock, Timeout
 
-from lepton_ops.errors import LeptonError, OperationFailed
+from lepton_ops.errors import BadInput, LeptonError, OperationFailed
+from lepton_ops.inventory import load_fleet
 from lepton_ops.remediate.actions import ActionOutcome, run_action
-from lepton_ops.remediate.ladder import Action
+from lepton_ops.remediate.ladder import PREDICTIVE_DRAIN, UNCORDON, Action
 from lepton_ops.remediate.policy import (
     Decision,
     NodeState,
@@ -51,8 +52,6 @@ from lepton_ops.telemetry.pull import fleet_targets, load_token
 from lepton_ops.telemetry.records import RemediationRecord
 from lepton_ops.telemetry.store import TelemetryStore, store_path
 
-UNCORDON = "uncordon"
-PREDICTIVE_DRAIN = "predictive-drain"
 #: The ladder's actions; other audit rows (uncordon, predictive drains) are not attempts.
 _LADDER_ACTIONS = {action.value for action in Action}
 VERIFY_TIMEOUT_S = 45.0
@@ -166,13 +165,8 @@ def _remediate(
                         record.id, "abandoned", after={}, detail="its pass ended without a verdict"
                     )
         audit = store.remediations()
-    history = [past_action(record) for record in audit if record.action in _LADDER_ACTIONS]
-    lifted: dict[str, float] = {}
-    for record in audit:
-        if record.action == UNCORDON:
-            lifted[record.node] = max(lifted.get(record.node, 0.0), record.started_at)
-    cordons = cordoned_nodes(history, lifted)
-    plan = decide(states, history, time.time(), config, cordoned=cordons)
+    history = ladder_history(audit)
+    plan = decide(states, history, time.time(), config, cordoned=cordons_in(audit))
     result = RemediationPass(plan, dry_run, model)
     if dry_run:
         return result
@@ -329,6 +323,20 @@ def node_health(state_dir: Path, inventory: Path, node: str) -> dict[str, bool]:
     return found
 
 
+def ladder_history(audit: Iterable[RemediationRecord]) -> list[PastAction]:
+    """The audit log's rungs of the ladder (uncordons and predictive drains are not)."""
+    return [past_action(record) for record in audit if record.action in _LADDER_ACTIONS]
+
+
+def cordons_in(audit: Sequence[RemediationRecord]) -> set[str]:
+    """The nodes the audit log shows cordoned and not uncordoned since."""
+    lifted: dict[str, float] = {}
+    for record in audit:
+        if record.action == UNCORDON:
+            lifted[record.node] = max(lifted.get(record.node, 0.0), record.started_at)
+    return cordoned_nodes(ladder_history(audit), lifted)
+
+
 def drained_nodes(state_dir: Path, inventory: Path) -> set[str]:
     """The nodes the aggregator lists as drained (empty when it cannot be asked)."""
     aggregators = [t for t in fleet_targets(inventory) if t.service == "lepton-aggregator"]
@@ -410,7 +418,15 @@ def past_action(record: RemediationRecord) -> PastAction:
 def uncordon(
     state_dir: Path, inventory: Path, node: str, *, trigger: str | None = None
 ) -> ActionOutcome:
-    """Lift a cordon: undrain the node and record it (the policy may act on it again)."""
+    """Lift a cordon: undrain the node and record it (the policy may act on it again).
+
+    A node the inventory does not name is refused (BadInput) before anything runs.
+    """
+    fleet = load_fleet(inventory)
+    if node not in fleet.names:
+        raise BadInput(
+            f"{node} is not in the inventory {inventory} (its nodes: {', '.join(fleet.names)})"
+        )
     who = trigger or default_trigger()
     with TelemetryStore(store_path(state_dir)) as store:
         audit_id = store.start_remediation(

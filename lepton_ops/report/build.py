@@ -11,13 +11,16 @@ from __future__ import annotations
 import math
 import re
 import time
+from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from lepton_ops.errors import BadInput
-from lepton_ops.report.load import load_section
+from lepton_ops.report.load import Interruptions, explain_job, load_section
 from lepton_ops.report.model import Report
 from lepton_ops.report.sources import (
     PredictionSection,
+    Remediation,
     prediction_section,
     remediation_section,
 )
@@ -27,6 +30,7 @@ from lepton_ops.report.stability import (
     HOUR_S,
     MAX_GAP_S,
     REACHABLE,
+    Stability,
     fleet_stability,
     histories,
     node_stability,
@@ -74,8 +78,10 @@ def build_report(
     fleet = fleet_stability(per_node, horizon_s=horizon_s)
     memory = store.series(metric=MEMORY, since=since, until=until)
     disk = store.series(metric=DISK, since=since, until=until)
-    load = load_section(store.jobs(since=since, until=until))
     remediation = remediation_section(store, since, until)
+    load = load_section(store.jobs(since=since, until=until))
+    interruptions = _interruptions(per_node, remediation.actions, until)
+    load = replace(load, explained=tuple(explain_job(job, interruptions) for job in load.jobs))
     predicted = prediction if prediction is not None else prediction_section(state_dir)
     missing = []
     if not reachable:
@@ -110,7 +116,48 @@ def build_report(
         incidents=tuple(incidents),
         timelines=timelines(nodes, memory, disk, observed, since, until),
         missing=tuple(missing),
+        silent=tuple(sorted(set(store.nodes()) - set(nodes), key=natural_key)),
     )
+
+
+#: Remediation actions that take a node out of job plans.
+_DRAINING = {"drain": "drained", "predictive-drain": "drained (predicted)", "cordon": "cordoned"}
+
+
+def _interruptions(
+    per_node: Sequence[Stability], actions: Sequence[Remediation], until: float
+) -> Interruptions:
+    """When each node could not take shards: its failure episodes, and its drains."""
+    found: dict[str, list[tuple[float, float | None, str]]] = {}
+    for entry in per_node:
+        for episode in entry.episodes:
+            found.setdefault(episode.node, []).append((episode.start, episode.end, "failed"))
+    for action in actions:
+        what = _DRAINING.get(action.action)
+        if what is not None and action.started_at is not None:
+            # a drain lasts until it is lifted, which the audit does not always say: the
+            # job is explained by a drain placed before it ended
+            found.setdefault(action.node, []).append((action.started_at, until, what))
+    return found
+
+
+def fitted_since(store: TelemetryStore, since: float, until: float) -> float:
+    """The start of a window that fits the data: the first thing the store saw in
+    ``[since, until]`` (a collection, incident, fault, job or remediation), a little
+    before it so that its mark is not on the edge; ``since`` when it has nothing there.
+    """
+    firsts = [
+        *(record.started_at for record in store.collections(since=since)[:1]),
+        *(incident.ts for incident in store.incidents(since=since, until=until)[:1]),
+        *(fault.started_at for fault in store.faults(since=since, until=until)[:1]),
+        *(job.submitted_at or job.finished_at for job in store.jobs(since=since)[:1]),
+        *(action.started_at for action in store.remediations(since=since)[:1]),
+    ]
+    first = min((ts for ts in firsts if since <= ts < until), default=None)
+    if first is None:
+        return since
+    margin = max(2.0, 0.03 * (until - first))
+    return max(since, first - margin)
 
 
 def _check(since: float, until: float, horizon_s: float, max_gap_s: float) -> None:

@@ -41,6 +41,8 @@ class Report:
     timelines: dict[str, NodeTimeline] = field(default_factory=dict)
     #: what the store lacks for a full report, one line each
     missing: tuple[str, ...] = ()
+    #: nodes the store knows that sent nothing in the window
+    silent: tuple[str, ...] = ()
 
     def node_stability(self, node: str) -> Stability | None:
         return next((entry for entry in self.stability if entry.node == node), None)
@@ -55,6 +57,7 @@ class Report:
             "max_gap_s": self.max_gap_s,
             "store": self.store,
             "nodes": list(self.nodes),
+            "silent_nodes": list(self.silent),
             "missing": list(self.missing),
             "stability": {
                 "fleet": self.fleet.to_dict(),

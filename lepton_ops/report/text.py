@@ -14,6 +14,7 @@ from lepton_ops.report import fmt
 from lepton_ops.report.load import makespan_ratio
 from lepton_ops.report.model import Report
 from lepton_ops.report.stability import Figure, Stability
+from lepton_ops.report.summary import summary_lines
 from lepton_ops.telemetry.durations import format_duration
 
 #: The stability tables (two, so that each fits 80 columns): (column, attribute).
@@ -34,6 +35,8 @@ def render(report: Report, console: Console) -> None:
         f"({format_duration(report.until - report.since)}), store {report.store}",
         highlight=False,
     )
+    for line in summary_lines(report):
+        console.print(f"  {line}", highlight=False)
     # the sections say what they lack themselves
     said = {
         report.load.message,
@@ -137,9 +140,12 @@ def _load(report: Report, console: Console) -> None:
     console.print(nodes)
     if load.message:
         console.print(load.message, highlight=False)
-    jobs = Table(title="makespan", title_justify="left")
-    for column in ("job", "kind", "status", "tasks", "predicted", "measured", "measured/pred."):
+    jobs = Table(title="makespan, and executed shares against L_i", title_justify="left")
+    for column in (
+        "job", "kind", "status", "tasks", "predicted", "measured", "measured/pred.", "shares",
+    ):  # fmt: skip
         jobs.add_column(column, justify="right" if column in ("tasks",) else "left")
+    reasons = {entry.job_id: entry.reason for entry in load.explained}
     for job in load.jobs:
         jobs.add_row(
             fmt.short_id(job.job_id),
@@ -149,6 +155,7 @@ def _load(report: Report, console: Console) -> None:
             fmt.seconds(job.predicted_makespan_s),
             fmt.seconds(job.makespan_s),
             fmt.number(makespan_ratio(job)),
+            reasons.get(job.job_id, "-"),
         )
     console.print(jobs)
 

@@ -61,8 +61,25 @@ class TelemetryStore:
     ends, and a missing end is open.
     """
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, read_only: bool = False) -> None:
+        """Open (and create, unless ``read_only``) the store at ``path``.
+
+        ``read_only``: a reader that writes nothing - no directory, no file. A store that
+        does not exist yet reads as an empty one (held in memory); an existing one is
+        opened with SQLite's ``mode=ro`` (after bringing an older schema up to date).
+        """
         self.path = Path(path)
+        self.read_only = read_only
+        #: False when a read-only store found no file: it is empty, and stays so.
+        self.exists = self.path.is_file()
+        self._lock = threading.RLock()
+        # name -> id, and (node, metric, labels) -> (node id, series id); see _series_ids
+        self._node_ids: dict[str, int] = {}
+        self._series_ids_cache: dict[_SeriesKey, tuple[int, int]] = {}
+        self._cache_version = -1
+        if read_only:
+            self._db = self._open_read_only()
+            return
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(
@@ -70,11 +87,6 @@ class TelemetryStore:
             )
         except (OSError, sqlite3.Error) as exc:
             raise OperationFailed(f"telemetry store {self.path} cannot be opened: {exc}") from None
-        self._lock = threading.RLock()
-        # name -> id, and (node, metric, labels) -> (node id, series id); see _series_ids
-        self._node_ids: dict[str, int] = {}
-        self._series_ids_cache: dict[_SeriesKey, tuple[int, int]] = {}
-        self._cache_version = -1
         try:
             mode = self._db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
             if str(mode).lower() != "wal":
@@ -90,6 +102,28 @@ class TelemetryStore:
         except LeptonError:
             self._db.close()
             raise
+
+    def _open_read_only(self) -> sqlite3.Connection:
+        try:
+            if not self.exists:
+                db = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+                store_schema.migrate(db, self.path, store_schema.MIGRATIONS)
+                return db
+            db = sqlite3.connect(
+                f"{self.path.resolve().as_uri()}?mode=ro",
+                uri=True,
+                timeout=30,
+                isolation_level=None,
+                check_same_thread=False,
+            )
+            if store_schema.schema_version(db) < len(store_schema.MIGRATIONS):
+                db.close()
+                TelemetryStore(self.path).close()  # an older file: migrate it once
+                return self._open_read_only()
+            store_schema.migrate(db, self.path, store_schema.MIGRATIONS)  # refuses newer ones
+            return db
+        except sqlite3.Error as exc:
+            raise OperationFailed(f"telemetry store {self.path} cannot be read: {exc}") from None
 
     def close(self) -> None:
         with self._lock:

@@ -80,9 +80,9 @@ def test_speeds_come_from_lepton_speed(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("args", "needle"),
     [
-        (("--tasks", "-1"), "the task count must be 0 or more, got -1"),
-        (("--tasks", "10", "--strategy", "fair"), "unknown strategy 'fair'"),
-        (("--tasks", "10", "--shard-size", "0"), "shard size must be 1 or more"),
+        (("--tasks", "-1"), "-1 is not in the range x>=1"),
+        (("--tasks", "10", "--strategy", "fair"), "'fair' is not one of 'weighted', 'equal'"),
+        (("--tasks", "10", "--shard-size", "0"), "0 is not in the range x>=1"),
         (("--tasks", "ten"), "Invalid value for '--tasks'"),
         (("--tasks", "10", "--limit", "nosuch"), "no host or group named nosuch"),
         (("--tasks", "10", "--limit", "aggregator,!node5"), "matches no host"),

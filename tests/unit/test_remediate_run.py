@@ -112,6 +112,8 @@ def test_a_node_that_keeps_failing_climbs_the_ladder_to_a_cordon(
         outcomes = [r.outcome for r in store.remediations()]
     assert outcomes == ["unverified", "verified", "unverified", "cordoned"]
     # A person lifts the cordon: the ladder may act again (escalated, the window holds).
+    # (uncordon first checks that the inventory names the node)
+    (tmp_path / "inv.yml").write_text("all:\n  hosts:\n    node2:\n", encoding="utf-8")
     uncordon(tmp_path, tmp_path / "inv.yml", "node2")
     remediate_once(tmp_path, tmp_path / "inv.yml", CONFIG, verify_timeout_s=0)
     assert fleet.actions[-1] == ("cordon", "node2")

@@ -105,6 +105,24 @@ def chart_states(dom: str) -> list[tuple[str, str]]:
     return found
 
 
+def chart_marks(dom: str) -> list[tuple[str, str, int]]:
+    """``(data-chart, data-node, data-marks)`` of every chart: the marks the browser drew
+    inside it (data marks with a non-empty box in a laid-out SVG)."""
+    found = []
+    for tag in re.findall(r'<figure\b[^>]*class="chart"[^>]*>', dom):
+        kind = re.search(r'data-chart="([^"]*)"', tag)
+        node = re.search(r'data-node="([^"]*)"', tag)
+        marks = re.search(r'data-marks="(\d+)"', tag)
+        found.append(
+            (
+                kind.group(1) if kind else "?",
+                node.group(1) if node else "",
+                int(marks.group(1)) if marks else -1,
+            )
+        )
+    return found
+
+
 def test_chromium_draws_every_chart_of_the_report_offline(tmp_path: Path) -> None:
     html = page(full_report(tmp_path / "state"))
     # a chart that shows nothing, to prove the page's check is not vacuous
@@ -133,3 +151,13 @@ def test_chromium_draws_every_chart_of_the_report_offline(tmp_path: Path) -> Non
     assert 'data-charts-drawn="5"' in body.group(0) and 'data-charts-total="6"' in body.group(0)
     sent = sorted({name for name in events if name in NETWORK_EVENTS})
     assert sent == [], f"chromium used the network: {sent}"
+    # count what was plotted inside each chart (the synthetic store: report_support)
+    marks = {(kind, node): count for kind, node, count in chart_marks(dom)}
+    # each node's timeline: its memory, disk and health lines at least, plus node2's two
+    # failure episodes, fault band and incident ticks and two remediation markers
+    assert all(marks["timeline", node] >= 3 for node in ("node1", "node2", "node3")), marks
+    assert marks["timeline", "node2"] >= marks["timeline", "node1"] + 6, marks
+    # load shares: per node (3), its L_i and its executed share in each of the 3 jobs
+    assert marks["load-shares", ""] == 3 * (1 + 3), marks
+    assert marks["makespan", ""] == 3 * 2, marks
+    assert marks["empty", ""] == 0

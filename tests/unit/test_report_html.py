@@ -47,7 +47,7 @@ def test_the_page_has_a_timeline_per_node_and_the_load_charts(html_page: str) ->
     for mark in (
         "data line memory", "data line disk", "data line health", "data episode",
         "data fault", "data incident", "data remediation", "data risk", "data planned",
-        "data executed", "data predicted", "data measured",
+        "data executed job0", "data predicted", "data measured",
     ):  # fmt: skip
         assert f'class="{mark}"' in html_page, mark
 

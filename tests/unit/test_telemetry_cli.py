@@ -126,7 +126,7 @@ def test_prune(state: Path) -> None:
         (("show", "--since", "0m"), "longer than 0 seconds"),
         (("export", "--format", "prometheus", "--since", "soon"), "bad duration 'soon'"),
         (("prune", "--older-than", "30 days"), "bad duration '30 days'"),
-        (("export", "--format", "xml"), "unknown export format 'xml'"),
+        (("export", "--format", "xml"), "'xml' is not one of 'csv', 'prometheus'"),
         (("show", "--node", "node9"), "no telemetry for node 'node9'"),
         (("export", "--format", "csv", "--node", "node9"), "no telemetry for node 'node9'"),
         (("show", "--metric", "lepton_node_cpu"), "did you mean lepton_node_cpu"),

@@ -473,7 +473,7 @@ def test_command_table_and_json(fleet: Fleet, monkeypatch: pytest.MonkeyPatch) -
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (("--source", "carrier-pigeon"), "unknown --source 'carrier-pigeon'"),
+        (("--source", "carrier-pigeon"), "'carrier-pigeon' is not one of 'services', 'prometheus'"),
         (("--prometheus-url", "http://127.0.0.1:9090"), "--prometheus-url is only read with"),
         (("--window", "5m"), "--window is only read with --source prometheus"),
         (("--watch", "0"), "--watch needs a number of seconds greater than 0"),
