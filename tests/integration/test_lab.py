@@ -164,14 +164,18 @@ def test_two_labs_come_up_and_go_down_in_any_order_without_touching_each_other(
     """A second state dir gets the next address block and a chain of its own: taking
     either lab down leaves the other's nodes and partitions as they were."""
     first, second_dir = ssh_lab.lab, tmp_path / "second"
-    up = cli("lab", "up", "--mode", "ssh", "--json", state_dir=second_dir, check=True)
     second = Lab(second_dir)
-    assert json.loads(up.stdout)["nodes"][0]["address"] == "127.0.1.11"
     mine, theirs = first.firewall(), second.firewall()
     assert mine.chain != theirs.chain
     try:
+        up = cli("lab", "up", "--mode", "ssh", "--json", state_dir=second_dir, check=True)
+        # The next free block (127.0.1.11-15 unless another lab holds it too).
+        block = json.loads(up.stdout)["nodes"][0]["address"]
+        assert block in address_blocks() and block != first.nodes[0].address
+        theirs = second.firewall()
+        node3 = second.node("node3").address
         mine.cut_off("127.0.1.4", "test")
-        theirs.cut_off("127.0.1.13", "test")
+        theirs.cut_off(node3, "test")
         assert first.status().unreachable == ["node4"]
         assert second.status().unreachable == ["node3"]
         # The second goes down first: the first lab's nodes and partition stay.
@@ -180,9 +184,9 @@ def test_two_labs_come_up_and_go_down_in_any_order_without_touching_each_other(
         mine.restore("127.0.1.4", "test")
         # Up again, then the first goes down: the second's nodes and partition stay.
         cli("lab", "up", "--mode", "ssh", state_dir=second_dir, check=True)
-        theirs.cut_off("127.0.1.13", "test")
+        theirs.cut_off(node3, "test")
         cli("lab", "down", state_dir=ssh_lab.state_dir, check=True)
-        assert theirs.is_cut_off("127.0.1.13")
+        assert theirs.is_cut_off(node3)
         assert second.status().unreachable == ["node3"]
         ssh_lab.status = first.up(LabMode.SSH)  # the session lab back, on its own block
         assert first.nodes[0].address == "127.0.1.1" and ssh_lab.status.unreachable == []

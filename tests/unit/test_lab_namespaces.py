@@ -93,6 +93,12 @@ def test_leftovers_of_a_dead_node_are_found_by_their_tagged_mount(tmp_path: Path
     try:
         namespace = ours.namespace()
         assert namespace is not None
+        # unshare makes the namespace before the shell mounts the tmpfs in it.
+        wait_for(
+            lambda: processes.mounts_tagged(
+                ours.pid, tmp_path / "data", "lepton-data-node2-feedface"
+            )
+        )
         found = processes.tagged_in_namespace(
             namespace, tmp_path / "data", "lepton-data-node2-feedface"
         )
