@@ -34,9 +34,11 @@ def test_local_lab_through_the_cli(tmp_path: Path) -> None:
     assert "no lab is up" in one_error_line(missing)
     assert missing.stdout == ""
 
+    # --json with no lab: still exit 1, and an object a machine can read saying so.
     missing_json = cli("lab", "status", "--json", state_dir=state)
-    assert missing_json.returncode == 1 and missing_json.stdout == ""
-    assert "no lab is up" in one_error_line(missing_json)
+    assert missing_json.returncode == 1
+    answer = json.loads(missing_json.stdout)
+    assert answer["up"] is False and "no lab is up" in answer["message"]
 
     up = cli("lab", "up", "--mode", "local", state_dir=state, check=True)
     assert "node5" in up.stdout and "inventory" in up.stdout
