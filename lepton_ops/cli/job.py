@@ -269,6 +269,22 @@ def result_command(
         _show_outcome(cfg, jobs.outcome(client, status))
 
 
+@app.command("cancel")
+@with_settings
+def cancel_command(
+    cfg: Settings,
+    job_id: JobIdArg,
+) -> None:
+    """Cancel a running job: it fails (reason: cancelled) and its workers stop its shards
+    between tasks (exit 1 if it has already finished)."""
+    with _client(cfg) as client:
+        cancelled = client.cancel(job_id)
+    if cfg.json:
+        print_json(cancelled)
+        return
+    console.print(f"job {cancelled['job_id']} ({cancelled['kind']}) cancelled", highlight=False)
+
+
 @app.command("list")
 @with_settings
 def list_command(

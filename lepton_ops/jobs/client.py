@@ -150,6 +150,10 @@ class AggregatorClient:
     def result(self, job_id: str) -> dict[str, Any]:
         return self._request("GET", f"/v1/jobs/{job_id}/result", job_id=job_id)
 
+    def cancel(self, job_id: str) -> dict[str, Any]:
+        """Cancel a running job (it fails: cancelled); OperationFailed if it has finished."""
+        return self._request("DELETE", f"/v1/jobs/{job_id}", job_id=job_id)
+
     def list(self) -> list[dict[str, Any]]:
         jobs = self._request("GET", "/v1/jobs")["jobs"]
         assert isinstance(jobs, list)

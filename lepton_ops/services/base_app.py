@@ -43,6 +43,9 @@ log = logging.getLogger(__name__)
 
 #: Endpoints anyone may call without the token.
 PUBLIC_ENDPOINTS = frozenset({"healthz"})
+#: The methods metrics are labelled with; any other (gunicorn accepts any 3 to 20
+#: capital letters) counts as "other", so requests cannot grow the series without bound.
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"})
 
 
 def create_base_app(
@@ -81,8 +84,10 @@ def create_base_app(
     def _record(response: Response) -> Response:
         started = g.get("lepton_started")
         seconds = time.perf_counter() - started if started is not None else 0.0
+        # The route's rule, never the raw path: label values stay a fixed set.
         rule = request.url_rule.rule if request.url_rule is not None else "unmatched"
-        metrics.observe_request(rule, request.method, response.status_code, seconds)
+        method = request.method if request.method in KNOWN_METHODS else "other"
+        metrics.observe_request(rule, method, response.status_code, seconds)
         response.headers.setdefault("Cache-Control", "no-store")
         return response
 

@@ -43,13 +43,21 @@ from lepton_ops.jobs.shard_queue import ShardQueue
 from lepton_ops.services.aggregator_config import AggregatorConfig, WorkerSpec
 from lepton_ops.services.artifacts import ARTIFACT_MIMETYPE
 from lepton_ops.services.drains import DrainRegistry
-from lepton_ops.services.job_store import JobRecord, JobStatus, JobStore
+from lepton_ops.services.job_store import JobRecord, JobStatus, JobStore, StoreWriteError
 from lepton_ops.services.metrics import ServiceMetrics
 
 log = logging.getLogger(__name__)
 
 #: How many times in a row a shard may find its worker without an artifact it was sent.
 MAX_PUSH_ROUNDS = 3
+#: Failed writes of shard results in a row (any worker) after which the job fails.
+MAX_STORE_FAILURES = 5
+#: Why a cancelled job failed (``DELETE /v1/jobs/{id}``).
+CANCELLED_REASON = "cancelled"
+
+
+class JobNotRunning(LeptonError):
+    """The job cannot be cancelled: it has already finished."""
 
 
 class WorkerFailed(LeptonError):
@@ -82,6 +90,11 @@ class JobRun:
         self._inflight: dict[str, float] = {}
         self._errors: dict[str, str] = {}
         self._errors_lock = threading.Lock()
+        #: Failed writes of results in a row; at MAX_STORE_FAILURES the job fails with
+        #: the store's error (``_abort_reason``).
+        self._store_failures = 0
+        self._abort_reason: str | None = None
+        self._cancelled = threading.Event()
         self._thread = threading.Thread(
             target=self._run, name=f"lepton-job-{record.id[:8]}", daemon=True
         )
@@ -92,6 +105,11 @@ class JobRun:
         self._thread.start()
 
     def stop(self) -> None:
+        self._stop.set()
+
+    def cancel(self) -> None:
+        """Stop dispatching for good: the job was cancelled (it is failed in the store)."""
+        self._cancelled.set()
         self._stop.set()
 
     def join(self, timeout: float | None = None) -> bool:
@@ -138,7 +156,13 @@ class JobRun:
                 daemon=True,
             ).start()
         self._settled.wait()
+        if self._cancelled.is_set():
+            log.info("job %s: cancelled, dispatch stopped", self.job_id)
+            return
         try:
+            if self._abort_reason is not None:
+                self._fail(self._abort_reason)
+                return
             self.dispatcher.store.save_queue_state(self.job_id, self.queue.to_dict())
             if self.queue.finished:
                 self._finish()
@@ -149,6 +173,8 @@ class JobRun:
                 self._fail(f"{reason} ({detail})" if detail else reason)
             else:
                 log.info("job %s: dispatch stopped, it resumes on the next start", self.job_id)
+        except StoreWriteError as exc:
+            self._fail(str(exc))
         except Exception as exc:
             log.exception("job %s: could not be finished", self.job_id)
             self._fail(f"the aggregator could not finish the job: {exc.__class__.__name__}")
@@ -196,7 +222,26 @@ class JobRun:
             finally:
                 self._inflight.pop(spec.name, None)
             failures = 0
-            self._accept(spec.name, shard, partial, seconds)
+            try:
+                self._accept(spec.name, shard, partial, seconds)
+            except StoreWriteError as exc:
+                # The store, not the worker, failed: this attempt only; the shard runs again.
+                self.queue.release(shard.id, spec.name)
+                if self._store_failed(str(exc)):
+                    return
+                self._stop.wait(self.config.retry_delay_s)
+
+    def _store_failed(self, error: str) -> bool:
+        """Count a failed write of a result; True once the job must fail because of it."""
+        with self._errors_lock:
+            self._store_failures += 1
+            failures = self._store_failures
+        log.error("job %s: %s (%d in a row)", self.job_id, error, failures)
+        if failures < MAX_STORE_FAILURES:
+            return False
+        self._abort_reason = error
+        self._stop.set()
+        return True
 
     def _lose(self, node: str) -> None:
         if not self.queue.is_alive(node):
@@ -346,6 +391,8 @@ class JobRun:
         new = self.dispatcher.store.record_shard(
             self.job_id, shard.id, node=node, partial=partial, seconds=seconds
         )
+        with self._errors_lock:
+            self._store_failures = 0
         self.queue.complete(shard.id, node)
         if self.queue.finished:
             self._settled.set()
@@ -378,7 +425,11 @@ class JobRun:
 
     def _fail(self, reason: str) -> None:
         log.error("job %s failed: %s", self.job_id, reason)
-        self.dispatcher.store.finish_job(self.job_id, JobStatus.FAILED, reason=reason)
+        try:
+            self.dispatcher.store.finish_job(self.job_id, JobStatus.FAILED, reason=reason)
+        except StoreWriteError as exc:
+            # Still running in the store: the job resumes on the next start.
+            log.error("job %s: its failure could not be recorded: %s", self.job_id, exc)
 
 
 def _error_text(response: httpx.Response) -> str:
@@ -428,6 +479,7 @@ class Dispatcher:
         if given is not None and given != tasks:
             raise BadInput(f"params.tasks ({given!r}) differs from tasks ({tasks})")
         checked = kind.validate({**params, "tasks": tasks})
+        shard_limit = kind.shard_tasks_limit(checked)
         digests = dict(artifacts or {})
         self._check_artifacts(kind, checked, digests)
         speeds = {w.name: w.speed for w in self.config.workers if w.speed is not None}
@@ -441,6 +493,7 @@ class Dispatcher:
             strategy=parse_strategy(strategy),
             shard_size=shard_size,
             speeds=speeds,
+            max_shard_size=shard_limit,
         )
         record = self.store.create_job(
             uuid.uuid4().hex,
@@ -482,7 +535,12 @@ class Dispatcher:
                 sizes = {shard.id: shard.size for shard in plan.shards}
                 for result in self.store.shard_results(record.id):
                     if result.shard_id not in sizes:
-                        raise BadInput(f"result for unknown shard {result.shard_id}")
+                        log.warning(
+                            "job %s: ignoring a stored result for %s, not in its plan",
+                            record.id,
+                            result.shard_id,
+                        )
+                        continue
                     queue.complete(result.shard_id, result.node)
                     if result.seconds > 0 and sizes[result.shard_id] > 0:
                         queue.observe(result.node, sizes[result.shard_id], result.seconds)
@@ -507,6 +565,49 @@ class Dispatcher:
         with self._lock:
             return self._runs.get(job_id)
 
+    def cancel(self, job_id: str) -> JobRecord:
+        """Cancel a running job: it fails with the reason ``cancelled``, its dispatch stops
+        and every worker of its plan is told to stop its shards (``DELETE
+        /v1/shards/{job_id}``, best effort). JobNotRunning if it has already finished."""
+        record = self.store.job(job_id)
+        if record.status is JobStatus.RUNNING:
+            self.store.finish_job(job_id, JobStatus.FAILED, reason=CANCELLED_REASON)
+            record = self.store.job(job_id)
+            cancelled = record.reason == CANCELLED_REASON
+        else:
+            cancelled = False
+        if not cancelled:
+            detail = f" ({record.reason})" if record.reason else ""
+            raise JobNotRunning(
+                f"job {job_id} has already finished: it {record.status.value}{detail}"
+            )
+        run = self.run(job_id)
+        if run is not None:
+            run.cancel()
+        names = {str(node["name"]) for node in record.plan["nodes"]}
+        targets = [worker for worker in self.config.workers if worker.name in names]
+        if targets:
+            with ThreadPoolExecutor(len(targets), thread_name_prefix="lepton-cancel") as pool:
+                list(pool.map(lambda worker: self._cancel_on(worker, job_id), targets))
+        log.info("job %s cancelled", job_id)
+        return record
+
+    def _cancel_on(self, worker: WorkerSpec, job_id: str) -> None:
+        timeout = httpx.Timeout(self.config.health_timeout_s, connect=self.config.connect_timeout_s)
+        try:
+            response = self.client.delete(f"{worker.url}/v1/shards/{job_id}", timeout=timeout)
+        except httpx.HTTPError as exc:
+            log.warning("job %s: could not cancel on %s: %s", job_id, worker.name, exc)
+            return
+        if response.status_code != 200:
+            log.warning(
+                "job %s: %s answered the cancel with HTTP %d: %s",
+                job_id,
+                worker.name,
+                response.status_code,
+                _error_text(response),
+            )
+
     def wait(self, job_id: str, timeout: float | None = None) -> bool:
         """Wait until ``job_id``'s dispatch is over; True when it is."""
         run = self.run(job_id)
@@ -527,4 +628,4 @@ class Dispatcher:
         self.client.close()
 
 
-__all__ = ["Dispatcher", "JobRun", "WorkerFailed"]
+__all__ = ["CANCELLED_REASON", "Dispatcher", "JobNotRunning", "JobRun", "WorkerFailed"]

@@ -63,7 +63,7 @@ _ERROR_TEXT = {
     413: "The body is larger than the configured maximum.",
     415: "The body is not JSON.",
     500: "Unexpected error (details in the service log).",
-    503: "Not ready.",
+    503: "Not ready, or the job store cannot be written now (disk full): try again.",
 }
 COMMON_RESPONSES: dict[str, Any] = {
     f"E{code}": {"description": text, "content": json_content(ref("Error"))}
@@ -87,7 +87,8 @@ COMMON_PATHS: dict[str, Any] = {
                             },
                         }
                     ),
-                }
+                },
+                "500": {"$ref": "#/components/responses/E500"},
             },
         }
     },

@@ -24,11 +24,15 @@ def token_file(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def make_worker(token_file: Path) -> Iterator[Callable[..., Worker]]:
+def make_worker(token_file: Path, tmp_path: Path) -> Iterator[Callable[..., Worker]]:
     workers: list[Worker] = []
 
     def make(**kwargs: Any) -> Worker:
-        worker = Worker(create_worker_app({"token_file": str(token_file)}), **kwargs)
+        # Each worker its own cancel directory (a real worker shares one between its
+        # processes; tests must not see each other's cancels).
+        cancel_dir = tmp_path / f"cancelled-{len(workers)}"
+        config = {"token_file": str(token_file), "cancel_dir": str(cancel_dir)}
+        worker = Worker(create_worker_app(config), **kwargs)
         workers.append(worker)
         return worker
 

@@ -304,3 +304,21 @@ def test_ctrl_c_detaches_and_the_job_goes_on(
     monkeypatch.undo()  # the real follow again
     with AggregatorClient(url, TOKEN) as made:
         assert jobs.follow(made, job_id, poll_s=0.05)["status"] == "succeeded"
+
+
+def test_cli_cancel_stops_a_running_job(cli_state: Path) -> None:
+    url = os.environ[AGGREGATOR_URL_ENV]
+    with AggregatorClient(url, TOKEN) as made:
+        job_id = made.submit("sleep", {"task_ms": 10_000.0}, 6, shard_size=1)
+    cancelled = run_cli("job", "cancel", job_id, "--json", state_dir=cli_state)
+    assert cancelled.returncode == 0, cancelled.stderr
+    data = json.loads(cancelled.stdout)
+    assert data["job_id"] == job_id and data["status"] == "failed"
+    assert data["reason"] == "cancelled"
+    again = run_cli("job", "cancel", job_id, state_dir=cli_state)
+    assert again.returncode == 1
+    assert f"job {job_id} has already finished: it failed (cancelled)" in one_error_line(again)
+    missing = run_cli("job", "cancel", "nosuch", state_dir=cli_state)
+    assert missing.returncode == 2 and one_error_line(missing).endswith("no job nosuch")
+    for output in (cancelled, again, missing):
+        assert TOKEN not in output.stdout + output.stderr

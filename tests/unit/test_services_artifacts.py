@@ -16,7 +16,7 @@ import httpx
 import numpy as np
 import pytest
 from flask import Flask
-from service_support import AUTH, TOKEN, Worker, aggregator
+from service_support import AUTH, TOKEN, Worker, aggregator, assert_openapi_covers
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LinearRegression
 from sklearn.preprocessing import FunctionTransformer
@@ -27,7 +27,6 @@ from lepton_ops.services.aggregator import create_aggregator_app, dispatcher_of
 from lepton_ops.services.artifacts import ArtifactCache
 from lepton_ops.services.bodies import DEFAULT_MAX_CONTENT_LENGTH
 from lepton_ops.services.job_store import SCHEMA_VERSION, JobStore
-from lepton_ops.services.openapi import openapi_path
 from lepton_ops.services.worker import create_worker_app
 
 OCTET = {**AUTH, "Content-Type": "application/octet-stream"}
@@ -56,16 +55,6 @@ def put(app: Flask, data: bytes, digest: str | None = None, **query: str) -> Any
     return app.test_client().put(
         f"/v1/artifacts/{digest}", data=data, headers=OCTET, query_string=query
     )
-
-
-def assert_openapi_covers(app: Flask) -> dict[str, Any]:
-    paths: dict[str, Any] = app.test_client().get("/openapi.json", headers=AUTH).json["paths"]
-    for rule in app.url_map.iter_rules():
-        path = openapi_path(rule.rule)
-        assert path in paths, f"{rule.rule} is not in the OpenAPI document"
-        for method in (rule.methods or set()) - {"HEAD", "OPTIONS"}:
-            assert method.lower() in paths[path], f"{method} {rule.rule} is not documented"
-    return paths
 
 
 # --------------------------------------------------------------------------- the worker
