@@ -26,7 +26,7 @@ from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import Conflict, NotFound
 
 from lepton_ops.errors import BadInput
-from lepton_ops.jobs.kinds import MAX_TASKS, check_digest
+from lepton_ops.jobs.kinds import MAX_TASKS, check_digest, known_kinds
 from lepton_ops.services.aggregator_config import AggregatorConfig
 from lepton_ops.services.artifacts import (
     ARTIFACTS_FIELD,
@@ -323,8 +323,9 @@ AGGREGATOR_PATHS: dict[str, Any] = {
                         "type": "object",
                         "additionalProperties": False,
                         "required": ["kind", "tasks"],
+                        "example": {"kind": "sleep", "tasks": 8, "params": {"task_ms": 1.0}},
                         "properties": {
-                            "kind": {"type": "string"},
+                            "kind": {"type": "string", "enum": known_kinds()},
                             "params": {"type": "object", "description": "The kind's parameters."},
                             "tasks": {"type": "integer", "minimum": 0, "maximum": MAX_TASKS},
                             "strategy": {
