@@ -22,7 +22,7 @@ from service_support import (
 )
 
 from lepton_ops.errors import BadInput, OperationFailed
-from lepton_ops.services.aggregator import create_aggregator_app, dispatcher_of
+from lepton_ops.services.aggregator import dispatcher_of
 from lepton_ops.services.aggregator_config import AggregatorConfig
 from lepton_ops.services.job_store import SCHEMA_VERSION, JobStatus, JobStore
 
@@ -243,21 +243,6 @@ def test_restart_resumes_the_running_job(
 
 
 # --------------------------------------------------------------------------- API checks
-
-
-@pytest.fixture
-def idle_app(token_file: Path, tmp_path: Path, apps: list[Flask]) -> Flask:
-    # Workers on a port nothing listens on: jobs are accepted, validation is what we test.
-    app = create_aggregator_app(
-        {
-            "token_file": str(token_file),
-            "db_path": str(tmp_path / "jobs.db"),
-            "workers": [{"name": "n1", "url": "http://127.0.0.1:9", "weight": 1}],
-            "resume": False,
-        }
-    )
-    apps.append(app)
-    return app
 
 
 BAD_JOBS: list[tuple[object, str]] = [

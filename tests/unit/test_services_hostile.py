@@ -16,7 +16,7 @@ from service_support import AUTH, Worker, aggregator, assert_exact_mean
 
 from lepton_ops.errors import BadInput
 from lepton_ops.jobs.planner import MAX_SHARDS, make_plan
-from lepton_ops.services.aggregator import create_aggregator_app, dispatcher_of
+from lepton_ops.services.aggregator import dispatcher_of
 from lepton_ops.services.job_store import JobStatus, JobStore
 from lepton_ops.services.worker import create_worker_app
 
@@ -40,20 +40,6 @@ def worker_app(token_file: Path, tmp_path: Path) -> Flask:
     return create_worker_app(
         {"token_file": str(token_file), "cancel_dir": str(tmp_path / "cancelled")}
     )
-
-
-@pytest.fixture
-def idle(token_file: Path, tmp_path: Path, apps: list[Flask]) -> Flask:
-    app = create_aggregator_app(
-        {
-            "token_file": str(token_file),
-            "db_path": str(tmp_path / "jobs.db"),
-            "workers": [{"name": "n1", "url": "http://127.0.0.1:9", "weight": 1}],
-            "resume": False,
-        }
-    )
-    apps.append(app)
-    return app
 
 
 # --------------------------------------------------------------------------- bounded shards
@@ -116,18 +102,18 @@ def test_the_worker_refuses_unbounded_shards_with_400(
     ],
 )
 def test_the_aggregator_refuses_jobs_whose_shards_would_be_unbounded(
-    idle: Flask, body: dict[str, Any], message: str
+    idle_app: Flask, body: dict[str, Any], message: str
 ) -> None:
-    response = idle.test_client().post("/v1/jobs", json=body, headers=AUTH)
+    response = idle_app.test_client().post("/v1/jobs", json=body, headers=AUTH)
     assert response.status_code == 400, response.get_data(as_text=True)
     assert message in response.json["error"]
 
 
-def test_default_shards_are_cut_within_the_kinds_limit(idle: Flask, tmp_path: Path) -> None:
-    job_id = submit(idle, {"kind": "sleep", "tasks": 40, "params": {"task_ms": 10_000}})
+def test_default_shards_are_cut_within_the_kinds_limit(idle_app: Flask, tmp_path: Path) -> None:
+    job_id = submit(idle_app, {"kind": "sleep", "tasks": 40, "params": {"task_ms": 10_000}})
     plan = JobStore(tmp_path / "jobs.db").job(job_id).plan
     assert max(s["stop"] - s["start"] for s in plan["shards"]) == 3  # 30 s of sleep
-    dispatcher_of(idle).cancel(job_id)
+    dispatcher_of(idle_app).cancel(job_id)
 
 
 # --------------------------------------------------------------------------- cancel
@@ -239,40 +225,45 @@ class FailingShardWrites:
         return getattr(self._db, name)
 
 
-def test_a_failed_store_write_fails_only_that_attempt(
-    token_file: Path, tmp_path: Path, make_worker: Callable[..., Worker], apps: list[Flask]
-) -> None:
+def mean_job_with_failing_writes(
+    token_file: Path,
+    tmp_path: Path,
+    make_worker: Callable[..., Worker],
+    apps: list[Flask],
+    failures: int,
+) -> tuple[Flask, dict[str, Any]]:
+    """The mean job on three workers, the first ``failures`` result writes failing; the
+    aggregator and the job's final status."""
     workers = [make_worker() for _ in range(3)]
     app = aggregator(token_file, tmp_path / "jobs.db", workers)
     apps.append(app)
     store = dispatcher_of(app).store
-    store._db = FailingShardWrites(store._db, 3)  # type: ignore[assignment]
+    store._db = FailingShardWrites(store._db, failures)  # type: ignore[assignment]
     job_id = submit(app, MEAN_JOB)
     assert dispatcher_of(app).wait(job_id, 20)
-    status = status_of(app, job_id)
+    return app, status_of(app, job_id)
+
+
+def test_a_failed_store_write_fails_only_that_attempt(
+    token_file: Path, tmp_path: Path, make_worker: Callable[..., Worker], apps: list[Flask]
+) -> None:
+    app, status = mean_job_with_failing_writes(token_file, tmp_path, make_worker, apps, 3)
     assert status["status"] == "succeeded", status
-    result = app.test_client().get(f"/v1/jobs/{job_id}/result", headers=AUTH).json
+    result = app.test_client().get(f"/v1/jobs/{status['job_id']}/result", headers=AUTH).json
     assert_exact_mean(result["result"])
 
 
 def test_a_store_that_keeps_failing_fails_the_job_with_the_true_reason(
     token_file: Path, tmp_path: Path, make_worker: Callable[..., Worker], apps: list[Flask]
 ) -> None:
-    workers = [make_worker() for _ in range(3)]
-    app = aggregator(token_file, tmp_path / "jobs.db", workers)
-    apps.append(app)
-    store = dispatcher_of(app).store
-    store._db = FailingShardWrites(store._db, 10**9)  # type: ignore[assignment]
-    job_id = submit(app, MEAN_JOB)
-    assert dispatcher_of(app).wait(job_id, 20)
-    status = status_of(app, job_id)
+    _, status = mean_job_with_failing_writes(token_file, tmp_path, make_worker, apps, 10**9)
     assert status["status"] == "failed"
     assert status["reason"] == "could not write to the job store: database or disk is full"
     assert status["lost_nodes"] == []
 
 
-def test_a_store_write_error_on_submit_is_503_not_500(idle: Flask) -> None:
-    store = dispatcher_of(idle).store
+def test_a_store_write_error_on_submit_is_503_not_500(idle_app: Flask) -> None:
+    store = dispatcher_of(idle_app).store
 
     class Full(FailingShardWrites):
         def execute(self, sql: str, *args: Any) -> Any:
@@ -281,7 +272,7 @@ def test_a_store_write_error_on_submit_is_503_not_500(idle: Flask) -> None:
             return self._db.execute(sql, *args)
 
     store._db = Full(store._db, 0)  # type: ignore[assignment]
-    response = idle.test_client().post("/v1/jobs", json=MEAN_JOB, headers=AUTH)
+    response = idle_app.test_client().post("/v1/jobs", json=MEAN_JOB, headers=AUTH)
     assert response.status_code == 503
     assert "could not write to the job store: database or disk is full" in response.json["error"]
 
