@@ -254,19 +254,11 @@ def test_aggregator_stores_artifacts_once_by_content(idle: Flask, tmp_path: Path
 
 
 def test_artifacts_may_be_larger_than_the_json_body_limit(
-    token_file: Path, tmp_path: Path, apps: list[Flask]
+    idle_app: Flask, token_file: Path
 ) -> None:
     big = npy(RNG.normal(size=(40_000, 5)))  # 1.6 MB, over the 1 MiB limit of JSON bodies
     assert len(big) > DEFAULT_MAX_CONTENT_LENGTH
-    app = create_aggregator_app(
-        {
-            "token_file": str(token_file),
-            "db_path": str(tmp_path / "jobs.db"),
-            "workers": [{"name": "n1", "url": "http://127.0.0.1:9", "weight": 1}],
-            "resume": False,
-        }
-    )
-    apps.append(app)
+    app = idle_app
     assert put(app, big).status_code == 201
     too_big = app.test_client().post(
         "/v1/jobs",
