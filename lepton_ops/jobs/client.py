@@ -178,6 +178,27 @@ class AggregatorClient:
         return self._answer(self._send(method, path, json=json), method, path, job_id=job_id)
 
     def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        response = self._send_once(method, path, **kwargs)
+        if response.status_code == 401 and self._token_changed():
+            # The token was rotated since this client read it: once more with the new one.
+            response = self._send_once(method, path, **kwargs)
+        return response
+
+    def _token_changed(self) -> bool:
+        """Whether the token file now holds another token to send (it then is used)."""
+        if self.token_file is None:
+            return False
+        try:
+            token = read_token_file(self.token_file)
+        except BadInput:
+            return False
+        header = f"Bearer {token}"
+        if self._http.headers.get("Authorization") == header:
+            return False
+        self._http.headers["Authorization"] = header
+        return True
+
+    def _send_once(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         try:
             return self._http.request(method, path, **kwargs)
         except (httpx.TransportError, httpx.TimeoutException) as exc:

@@ -35,7 +35,7 @@ from lepton_ops.services.artifacts import (
     artifact_put,
     read_artifact_body,
 )
-from lepton_ops.services.auth import read_token_file
+from lepton_ops.services.auth import Credentials, Role, TokenFile
 from lepton_ops.services.base_app import create_base_app
 from lepton_ops.services.bodies import (
     check_fields,
@@ -65,12 +65,24 @@ def create_aggregator_app(config: AggregatorConfig | Mapping[str, Any]) -> Flask
     """The aggregator's Flask app; resumes the store's running jobs (``config.resume``)."""
     if not isinstance(config, AggregatorConfig):
         config = AggregatorConfig.from_mapping(config)
-    token = read_token_file(config.token_file)
-    app = create_base_app("aggregator", token=token, max_content_length=config.max_content_length)
+    controller = TokenFile(config.token_file)
+    towards_workers = (
+        controller if config.worker_token_file is None else TokenFile(config.worker_token_file)
+    )
+    accepted = [(controller, Role.FULL)]
+    if towards_workers is not controller:
+        accepted.append((towards_workers, Role.NONE))
+    if config.scrape_token_file is not None:
+        accepted.append((TokenFile(config.scrape_token_file), Role.SCRAPE))
+    app = create_base_app(
+        "aggregator",
+        credentials=Credentials(accepted),
+        max_content_length=config.max_content_length,
+    )
     state = service_state(app)
     state.openapi_paths.update(AGGREGATOR_PATHS)
     store = JobStore(config.db_path)
-    dispatcher = Dispatcher(config, store, token, state.metrics)
+    dispatcher = Dispatcher(config, store, towards_workers, state.metrics)
     app.extensions[EXTENSION_KEY] = dispatcher
     state.readiness.append(store.ping)
     uploads = threading.BoundedSemaphore(config.max_artifact_uploads)

@@ -3,17 +3,17 @@
 One thread per worker pulls shards from the job's
 :class:`~lepton_ops.jobs.shard_queue.ShardQueue` (own shards, then stolen ones, then
 speculative copies of stragglers near the end) and POSTs each to the worker's
-``/v1/shards/run`` with the shared bearer token. Each result is written to the store
-once per shard id (the first result wins; a duplicate - a speculative copy finishing
-second - is ignored). A worker that fails twice in a row (connection refused, timeout,
-an error answer) is marked lost: the shard it was running and its pending shards go to
-the others. A worker that hangs (its connection accepted, no answer) is found by a health
-thread that probes ``/healthz`` of every worker with a shard in flight for a second or
-more: two missed probes and it is lost, within about 4 s, without waiting for the
-shard's read timeout. The job finishes as soon as every shard has a result, without
-waiting for speculative copies still in flight. When every shard has a result the
-partials are reduced in shard order and finalized; if every worker is lost the job fails
-with the reason.
+``/v1/shards/run`` with the aggregator's token towards the workers. Each result is
+written to the store once per shard id (the first result wins; a duplicate - a
+speculative copy finishing second - is ignored). A worker that fails twice in a row
+(connection refused, timeout, an error answer) is marked lost: the shard it was running
+and its pending shards go to the others. A worker that hangs (its connection accepted,
+no answer) is found by a health thread that probes ``/healthz`` of every worker with a
+shard in flight for a second or more: two missed probes and it is lost, within about 4
+s, without waiting for the shard's read timeout. The job finishes as soon as every shard
+has a result, without waiting for speculative copies still in flight. When every shard
+has a result the partials are reduced in shard order and finalized; if every worker is
+lost the job fails with the reason.
 
 A job with artifacts sends their digests with each shard; a worker that lacks one
 answers 409 naming it, and the worker's thread PUTs it there from the store and sends
@@ -31,6 +31,7 @@ import math
 import threading
 import time
 import uuid
+from collections.abc import Generator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -42,6 +43,7 @@ from lepton_ops.jobs.planner import Plan, Shard, make_plan, parse_strategy
 from lepton_ops.jobs.shard_queue import ShardQueue
 from lepton_ops.services.aggregator_config import AggregatorConfig, WorkerSpec
 from lepton_ops.services.artifacts import ARTIFACT_MIMETYPE
+from lepton_ops.services.auth import TokenFile
 from lepton_ops.services.drains import DrainRegistry
 from lepton_ops.services.job_store import JobRecord, JobStatus, JobStore, StoreWriteError
 from lepton_ops.services.metrics import ServiceMetrics
@@ -432,6 +434,18 @@ class JobRun:
             log.error("job %s: its failure could not be recorded: %s", self.job_id, exc)
 
 
+class BearerFromFile(httpx.Auth):
+    """``Authorization: Bearer`` with the token file's current token, read again when the
+    file changes (a rotation switches the token without a restart)."""
+
+    def __init__(self, token: TokenFile) -> None:
+        self.token = token
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        request.headers["Authorization"] = f"Bearer {self.token.current()}"
+        yield request
+
+
 def _error_text(response: httpx.Response) -> str:
     try:
         data = response.json()
@@ -446,14 +460,18 @@ class Dispatcher:
     """The aggregator's jobs: submits, runs, resumes and stops them."""
 
     def __init__(
-        self, config: AggregatorConfig, store: JobStore, token: str, metrics: ServiceMetrics
+        self,
+        config: AggregatorConfig,
+        store: JobStore,
+        token: TokenFile,
+        metrics: ServiceMetrics,
     ) -> None:
         self.config = config
         self.store = store
         self.metrics = metrics
         workers = max(len(config.workers), 1)
         self.client = httpx.Client(
-            headers={"Authorization": f"Bearer {token}"},
+            auth=BearerFromFile(token),
             limits=httpx.Limits(
                 max_connections=workers * 16, max_keepalive_connections=workers * 4
             ),

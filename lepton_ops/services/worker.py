@@ -46,7 +46,7 @@ from lepton_ops.services.artifacts import (
     artifact_put,
     read_artifact_body,
 )
-from lepton_ops.services.auth import read_token_file
+from lepton_ops.services.auth import Credentials, Role, TokenFile
 from lepton_ops.services.base_app import create_base_app
 from lepton_ops.services.bodies import (
     DEFAULT_MAX_CONTENT_LENGTH,
@@ -61,6 +61,7 @@ from lepton_ops.services.config_files import (
     config_artifact_limit,
     config_int,
     config_number,
+    config_optional_path,
     config_path,
     load_config_file,
 )
@@ -72,14 +73,15 @@ RUN_FIELDS = ("job_id", "shard_id", "kind", "params", "start", "stop")
 RUN_OPTIONAL_FIELDS = ("artifacts",)
 WORKER_SETTINGS = frozenset(
     {"token_file", "speed", "name", "max_content_length", "max_artifact_bytes",
-     "artifact_cache_bytes", "cancel_dir"}
+     "artifact_cache_bytes", "cancel_dir", "scrape_token_file"}
 )  # fmt: skip
 
 
 @dataclass(frozen=True)
 class WorkerConfig:
-    """How a worker runs: the token file, its speed factor and the body size limits."""
+    """How a worker runs: the token files, its speed factor and the body size limits."""
 
+    #: The token the aggregator sends (every endpoint).
     token_file: Path
     #: Relative speed handed to ``kind.map`` (the ``sleep`` kind sleeps task_ms / speed).
     speed: float = 1.0
@@ -92,6 +94,8 @@ class WorkerConfig:
     #: Where the worker's processes share cancelled jobs (None: a private temporary
     #: directory named after the worker, see ``default_cancel_dir``).
     cancel_dir: Path | None = None
+    #: The read-only token that may scrape ``GET /metrics`` (None: none).
+    scrape_token_file: Path | None = None
 
     def __post_init__(self) -> None:
         if (
@@ -121,7 +125,8 @@ class WorkerConfig:
             artifact_cache_bytes=config_int(
                 data, "artifact_cache_bytes", DEFAULT_ARTIFACT_CACHE_BYTES, minimum=1024
             ),
-            cancel_dir=None if data.get("cancel_dir") is None else config_path(data, "cancel_dir"),
+            cancel_dir=config_optional_path(data, "cancel_dir"),
+            scrape_token_file=config_optional_path(data, "scrape_token_file"),
         )
 
 
@@ -129,8 +134,12 @@ def create_worker_app(config: WorkerConfig | Mapping[str, Any]) -> Flask:
     """The worker's Flask app (reads the token file now: BadInput if it is not private)."""
     if not isinstance(config, WorkerConfig):
         config = WorkerConfig.from_mapping(config)
-    token = read_token_file(config.token_file)
-    app = create_base_app("worker", token=token, max_content_length=config.max_content_length)
+    accepted = [(TokenFile(config.token_file), Role.FULL)]
+    if config.scrape_token_file is not None:
+        accepted.append((TokenFile(config.scrape_token_file), Role.SCRAPE))
+    app = create_base_app(
+        "worker", credentials=Credentials(accepted), max_content_length=config.max_content_length
+    )
     state = service_state(app)
     state.openapi_paths.update(WORKER_PATHS)
     metrics = state.metrics
