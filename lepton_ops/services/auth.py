@@ -144,11 +144,6 @@ class Credentials:
         if not any(role is Role.FULL for _, role in self.files):
             raise BadInput("the service needs a token file with full access")
 
-    @classmethod
-    def single(cls, token: str) -> Credentials:
-        """Credentials of one token with full access (for tests and embedding)."""
-        return cls([(_FixedToken(token), Role.FULL)])
-
     def role_of(self, header: str | None) -> Role | None:
         """The role of the token ``header`` carries; None if it carries no known token.
 
@@ -160,17 +155,6 @@ class Credentials:
                 if token_matches(header, token) and found is None:
                     found = role
         return found
-
-
-class _FixedToken(TokenFile):
-    def __init__(self, token: str) -> None:  # no file: the token given
-        if not token:
-            raise BadInput("the service needs a bearer token")
-        self.path = Path("(given)")
-        self._tokens = (token,)
-
-    def tokens(self) -> tuple[str, ...]:
-        return self._tokens
 
 
 def token_matches(header: str | None, token: str) -> bool:

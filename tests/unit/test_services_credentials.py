@@ -23,7 +23,7 @@ from lepton_ops.errors import BadInput
 from lepton_ops.jobs import client as jobs
 from lepton_ops.jobs.client import AggregatorClient
 from lepton_ops.services.aggregator import create_aggregator_app, dispatcher_of
-from lepton_ops.services.auth import RELOAD_S, read_token_file, read_tokens
+from lepton_ops.services.auth import RELOAD_S, TokenFile, read_token_file, read_tokens
 from lepton_ops.services.openapi import openapi_path
 from lepton_ops.services.worker import create_worker_app
 from lepton_ops.telemetry.pull import load_scrape_token
@@ -185,3 +185,24 @@ def test_a_rotation_while_a_job_runs_refuses_no_request(tmp_path: Path, apps: li
     finally:
         for worker in workers:
             worker.stop()
+
+
+def test_a_token_file_is_read_again_when_it_changes_and_kept_when_broken(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "token"
+    path.write_text("first-token-0123456789\n", encoding="utf-8")
+    path.chmod(0o600)
+    now = [100.0]
+    monkeypatch.setattr("lepton_ops.services.auth.time.monotonic", lambda: now[0])
+    token = TokenFile(path)
+    path.write_text("first-token-0123456789\nsecond-token-0123456789\n", encoding="utf-8")
+    assert token.tokens() == ("first-token-0123456789",)  # not looked at within RELOAD_S
+    now[0] += RELOAD_S
+    assert token.tokens() == ("first-token-0123456789", "second-token-0123456789")
+    assert token.current() == "first-token-0123456789"
+    path.write_text("a\nb\nc and more\n", encoding="utf-8")
+    now[0] += RELOAD_S
+    assert token.current() == "first-token-0123456789"  # a broken file: the tokens read before
+    with pytest.raises(BadInput, match="one token without spaces"):
+        read_tokens(path)
