@@ -16,6 +16,14 @@ class BadInput(LeptonError):
 
 
 class OperationFailed(LeptonError):
-    """The request was valid but carrying it out failed (exit code 1)."""
+    """The request was valid but carrying it out failed (exit code 1).
+
+    ``transient``: the other side was not there (it may be restarting), so the same
+    request may succeed if tried again later.
+    """
 
     exit_code = 1
+
+    def __init__(self, message: str = "", *, transient: bool = False) -> None:
+        super().__init__(message)
+        self.transient = transient

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TypeVar
+from functools import partial
+from typing import Annotated, TypeVar
 
 from lepton_ops.cli.options import CheckOpt, LimitOpt, require_inventory, with_settings
 from lepton_ops.cli.playbook_output import finish_playbook
@@ -23,9 +24,22 @@ def provision_command(cfg: Settings, limit: LimitOpt = None, check: CheckOpt = F
 
 
 @with_settings
-def deploy_command(cfg: Settings, limit: LimitOpt = None, check: CheckOpt = False) -> None:
+def deploy_command(
+    cfg: Settings,
+    limit: LimitOpt = None,
+    check: CheckOpt = False,
+    rotate_tokens: Annotated[
+        bool,
+        typer.Option(
+            "--rotate-tokens",
+            help="New tokens for every role, rolled out in three deploys with no failed "
+            "request (the whole fleet).",
+        ),
+    ] = False,
+) -> None:
     """Run the workers (port 8701) and the aggregator (port 8700) under gunicorn, supervised."""
-    finish_playbook(_on_fleet(cfg, deploy, limit=limit, check=check), cfg)
+    action = partial(deploy, rotate_tokens=rotate_tokens)
+    finish_playbook(_on_fleet(cfg, action, limit=limit, check=check), cfg)
 
 
 def _on_fleet(

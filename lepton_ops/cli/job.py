@@ -245,6 +245,9 @@ def run_command(
 ) -> None:
     """Run a job on the aggregator and follow it (Ctrl-C detaches; the job goes on).
 
+    An aggregator that stops answering while the job runs (a restart) is tried again for
+    up to 60 s; the job resumes there and its result is shown.
+
     A predict job scores each row of --data with --model: both files are checked here,
     uploaded once (by content), and the job has one task per row.
     """
@@ -273,7 +276,8 @@ def watch_command(
     cfg: Settings,
     job_id: JobIdArg,
 ) -> None:
-    """Follow a job until it finishes, then show its result (Ctrl-C detaches)."""
+    """Follow a job until it finishes, then show its result (Ctrl-C detaches). An
+    aggregator that stops answering (a restart) is tried again for up to 60 s."""
     with _client(cfg) as client:
         _follow_and_show(cfg, client, job_id)
 
@@ -316,6 +320,22 @@ def result_command(
         _show_outcome(cfg, jobs.outcome(client, status))
 
 
+@app.command("cancel")
+@with_settings
+def cancel_command(
+    cfg: Settings,
+    job_id: JobIdArg,
+) -> None:
+    """Cancel a running job: it fails (reason: cancelled) and its workers stop its shards
+    between tasks (exit 1 if it has already finished)."""
+    with _client(cfg) as client:
+        cancelled = client.cancel(job_id)
+    if cfg.json:
+        print_json(cancelled)
+        return
+    console.print(f"job {cancelled['job_id']} ({cancelled['kind']}) cancelled", highlight=False)
+
+
 @app.command("list")
 @with_settings
 def list_command(
@@ -338,15 +358,36 @@ def list_command(
     console.print(table)
 
 
+class _Reconnects:
+    """Says once per outage, on stderr, that the aggregator is being tried again."""
+
+    def __init__(self) -> None:
+        self.out = False
+
+    def retrying(self, error: str, left_s: float) -> None:
+        if not self.out:
+            self.out = True
+            err_console.print(
+                f"{error}; trying again for up to {left_s:.0f} s (the job goes on there)",
+                highlight=False,
+            )
+
+    def answered(self) -> None:
+        if self.out:
+            self.out = False
+            err_console.print("the aggregator answers again", highlight=False)
+
+
 def _follow_and_show(cfg: Settings, client: jobs.AggregatorClient, job_id: str) -> None:
     from lepton_ops.jobs import client as jobs
 
+    reconnects = _Reconnects()
     try:
-        status = _follow(cfg, client, job_id)
+        status = _follow(cfg, client, job_id, reconnects)
     except KeyboardInterrupt:
         _detached(cfg, job_id, interrupted=True)
         return
-    finished = jobs.outcome(client, status)
+    finished = jobs.outcome(client, status, on_retry=reconnects.retrying)
     if not finished.succeeded:
         if cfg.json:
             print_json(finished.to_dict())
@@ -354,7 +395,11 @@ def _follow_and_show(cfg: Settings, client: jobs.AggregatorClient, job_id: str) 
     _show_outcome(cfg, finished)
 
 
-def _follow(cfg: Settings, client: jobs.AggregatorClient, job_id: str) -> dict[str, Any]:
+def _follow(
+    cfg: Settings, client: jobs.AggregatorClient, job_id: str, reconnects: _Reconnects
+) -> dict[str, Any]:
+    """Follow the job with a progress bar; an aggregator that stops answering (a restart)
+    is tried again for up to jobs.RECONNECT_S seconds, the bar kept."""
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -378,6 +423,7 @@ def _follow(cfg: Settings, client: jobs.AggregatorClient, job_id: str) -> dict[s
         task = bar.add_task(f"job {job_id}", total=None, nodes="")
 
         def update(status: dict[str, Any]) -> None:
+            reconnects.answered()
             progress = status["progress"]
             bar.update(
                 task,
@@ -386,7 +432,7 @@ def _follow(cfg: Settings, client: jobs.AggregatorClient, job_id: str) -> dict[s
                 nodes=_tally(status),
             )
 
-        return jobs.follow(client, job_id, update)
+        return jobs.follow(client, job_id, update, on_retry=reconnects.retrying)
 
 
 def _tally(status: dict[str, Any]) -> str:

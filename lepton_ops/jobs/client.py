@@ -10,6 +10,12 @@ Kinds with artifacts (``predict --model M --data D``): :func:`job_inputs` reads 
 the files on the controller (and derives the task count: one per data row), the client
 uploads each artifact once (:meth:`AggregatorClient.upload_artifact`: content-addressed,
 skipped when the aggregator already holds it) and the job names them by digest.
+
+Following a job (:func:`follow`, :func:`outcome`) outlives an aggregator restart: a
+status or result request that finds the aggregator not answering (connection refused,
+timeout, 502/503/504) is tried again with backoff for up to :data:`RECONNECT_S` seconds
+since the last answer; only then does it fail. The job itself is the aggregator's: it
+resumes there after the restart. Submitting is never retried (it is not idempotent).
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
@@ -39,6 +45,13 @@ DEFAULT_TIMEOUT_S = 10.0
 #: Uploading an artifact may take longer than an API call (up to 64 MiB).
 UPLOAD_TIMEOUT_S = 120.0
 FINISHED = frozenset({"succeeded", "failed"})
+#: How long following a job keeps trying to reach an aggregator that stopped answering
+#: (it restarts: its supervisor brings it back and the job resumes) before giving up.
+RECONNECT_S = 60.0
+#: The pauses between those tries (the last one repeats).
+RECONNECT_BACKOFF_S = (0.25, 0.5, 1.0, 2.0)
+#: Answers that mean the aggregator is not there right now (a proxy, a restart).
+UNAVAILABLE = frozenset({502, 503, 504})
 
 
 def aggregator_url(inventory: Path) -> str:
@@ -150,6 +163,10 @@ class AggregatorClient:
     def result(self, job_id: str) -> dict[str, Any]:
         return self._request("GET", f"/v1/jobs/{job_id}/result", job_id=job_id)
 
+    def cancel(self, job_id: str) -> dict[str, Any]:
+        """Cancel a running job (it fails: cancelled); OperationFailed if it has finished."""
+        return self._request("DELETE", f"/v1/jobs/{job_id}", job_id=job_id)
+
     def list(self) -> list[dict[str, Any]]:
         jobs = self._request("GET", "/v1/jobs")["jobs"]
         assert isinstance(jobs, list)
@@ -161,12 +178,34 @@ class AggregatorClient:
         return self._answer(self._send(method, path, json=json), method, path, job_id=job_id)
 
     def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        response = self._send_once(method, path, **kwargs)
+        if response.status_code == 401 and self._token_changed():
+            # The token was rotated since this client read it: once more with the new one.
+            response = self._send_once(method, path, **kwargs)
+        return response
+
+    def _token_changed(self) -> bool:
+        """Whether the token file now holds another token to send (it then is used)."""
+        if self.token_file is None:
+            return False
+        try:
+            token = read_token_file(self.token_file)
+        except BadInput:
+            return False
+        header = f"Bearer {token}"
+        if self._http.headers.get("Authorization") == header:
+            return False
+        self._http.headers["Authorization"] = header
+        return True
+
+    def _send_once(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         try:
             return self._http.request(method, path, **kwargs)
         except (httpx.TransportError, httpx.TimeoutException) as exc:
             raise OperationFailed(
                 f"aggregator at {self.base_url} is not answering: is it deployed? "
-                f"(lepton-ops deploy) [{type(exc).__name__}]"
+                f"(lepton-ops deploy) [{type(exc).__name__}]",
+                transient=True,
             ) from None
 
     def _answer(
@@ -184,6 +223,12 @@ class AggregatorClient:
             raise BadInput(_error_text(response))
         if response.status_code == 409:
             raise OperationFailed(_error_text(response))
+        if response.status_code in UNAVAILABLE:
+            raise OperationFailed(
+                f"aggregator at {self.base_url}: {method} {path} answered "
+                f"{response.status_code}: {_error_text(response)}",
+                transient=True,
+            )
         if response.status_code >= 300:
             raise OperationFailed(
                 f"aggregator at {self.base_url}: {method} {path} answered "
@@ -328,6 +373,42 @@ def read_artifact_file(kind: JobKind, name: str, path: Path) -> bytes:
 # --------------------------------------------------------------------------- following
 
 Progress = Callable[[dict[str, Any]], None]
+#: Told why the aggregator is being tried again, and how many seconds are left.
+Reconnecting = Callable[[str, float], None]
+T = TypeVar("T")
+
+
+def reconnecting(
+    call: Callable[[], T],
+    *,
+    reconnect_s: float = RECONNECT_S,
+    on_retry: Reconnecting | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> T:
+    """``call()``, tried again with backoff while the aggregator is unreachable (a transient
+    OperationFailed), for up to ``reconnect_s`` seconds; then OperationFailed saying how
+    long it was tried (0: not tried again)."""
+    deadline: float | None = None
+    attempt = 0
+    while True:
+        try:
+            return call()
+        except OperationFailed as exc:
+            if not exc.transient or reconnect_s <= 0:
+                raise
+            now = clock()
+            if deadline is None:
+                deadline = now + reconnect_s
+            left = deadline - now
+            if left <= 0:
+                raise OperationFailed(
+                    f"{exc}; still not answering after {reconnect_s:g} s of retrying"
+                ) from None
+            if on_retry is not None:
+                on_retry(str(exc), left)
+            sleep(min(RECONNECT_BACKOFF_S[attempt], left))
+            attempt = min(attempt + 1, len(RECONNECT_BACKOFF_S) - 1)
 
 
 def follow(
@@ -337,10 +418,23 @@ def follow(
     *,
     poll_s: float = 0.25,
     sleep: Callable[[float], None] = time.sleep,
+    reconnect_s: float = RECONNECT_S,
+    on_retry: Reconnecting | None = None,
+    clock: Callable[[], float] = time.monotonic,
 ) -> dict[str, Any]:
-    """Poll the job's status every ``poll_s`` until it has finished; its last status."""
+    """Poll the job's status every ``poll_s`` until it has finished; its last status.
+
+    An aggregator that stops answering is tried again for up to ``reconnect_s`` seconds
+    (:func:`reconnecting`): a restarted aggregator resumes the job, and following goes on.
+    """
     while True:
-        status = client.status(job_id)
+        status = reconnecting(
+            lambda: client.status(job_id),
+            reconnect_s=reconnect_s,
+            on_retry=on_retry,
+            sleep=sleep,
+            clock=clock,
+        )
         if on_status is not None:
             on_status(status)
         if status.get("status") in FINISHED:
@@ -375,8 +469,15 @@ class Outcome:
         }
 
 
-def outcome(client: AggregatorClient, status: dict[str, Any]) -> Outcome:
-    """The outcome of a finished job (fetches the result when it succeeded).
+def outcome(
+    client: AggregatorClient,
+    status: dict[str, Any],
+    *,
+    reconnect_s: float = RECONNECT_S,
+    on_retry: Reconnecting | None = None,
+) -> Outcome:
+    """The outcome of a finished job (fetches the result when it succeeded, reconnecting
+    as :func:`follow` does).
 
     Every way of running a job ends here, so this is where the job is written to the
     client's job history (best-effort: a store error is a warning, never the job's).
@@ -385,7 +486,11 @@ def outcome(client: AggregatorClient, status: dict[str, Any]) -> Outcome:
     if history is not None:
         history.record(status)
     if status.get("status") == "succeeded":
-        return Outcome(status, client.result(str(status["job_id"])))
+        job_id = str(status["job_id"])
+        fetched = reconnecting(
+            lambda: client.result(job_id), reconnect_s=reconnect_s, on_retry=on_retry
+        )
+        return Outcome(status, fetched)
     return Outcome(status, None)
 
 
@@ -398,6 +503,7 @@ def failure_line(status: Mapping[str, Any]) -> str:
 __all__ = [
     "AGGREGATOR_URL_ENV",
     "ARTIFACT_OPTIONS",
+    "RECONNECT_S",
     "AggregatorClient",
     "JobInputs",
     "Outcome",
@@ -409,4 +515,5 @@ __all__ = [
     "job_params",
     "outcome",
     "read_artifact_file",
+    "reconnecting",
 ]

@@ -286,32 +286,69 @@ class Plan:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Plan:
-        """The plan ``to_dict`` wrote, planned again from its inputs and checked against it."""
+        """The plan ``to_dict`` wrote, as it was stored, checked for consistency.
+
+        The stored plan wins: it is not planned again, so a job planned by an earlier
+        planner resumes as it was cut even if this planner would cut it differently. The
+        shards must partition ``[0, tasks)`` in order, with unique ids, each listed by
+        the plan node it belongs to (BadInput otherwise).
+        """
         try:
-            nodes = [(str(node["name"]), node["weight"]) for node in data["nodes"]]
-            speeds = {
-                str(node["name"]): float(node["speed"])
-                for node in data["nodes"]
-                if node["weight"] > 0 or float(node["speed"]) > 0
-            }
-            plan = make_plan(
-                nodes,
-                data["tasks"],
-                strategy=data["strategy"],
-                shard_size=data["shard_size"],
-                task_s=float(data["task_s"]),
-                speeds=speeds,
-            )
-            stored = [
-                (str(s["id"]), str(s["node"]), int(s["start"]), int(s["stop"]))
+            shards = tuple(
+                Shard(id=str(s["id"]), node=str(s["node"]), start=int(s["start"]),
+                      stop=int(s["stop"]))
                 for s in data["shards"]
-            ]
-        except (KeyError, TypeError, ValueError) as exc:
+            )  # fmt: skip
+            nodes = tuple(
+                PlanNode(
+                    name=str(node["name"]),
+                    weight=int(node["weight"]),
+                    speed=float(node["speed"]),
+                    share=Fraction(str(node["load_share_exact"])),
+                    quota=Fraction(str(node["quota"])),
+                    tasks=int(node["tasks"]),
+                    shards=tuple(str(shard_id) for shard_id in node["shards"]),
+                    shard_size=int(node["shard_size"]),
+                    predicted_s=float(node["predicted_s"]),
+                )
+                for node in data["nodes"]
+            )
+            shard_size = data["shard_size"]
+            plan = cls(
+                strategy=parse_strategy(data["strategy"]),
+                tasks=int(data["tasks"]),
+                shard_size=None if shard_size is None else int(shard_size),
+                task_s=float(data["task_s"]),
+                nodes=nodes,
+                shards=shards,
+            )
+        except (KeyError, TypeError, ValueError, ZeroDivisionError, AttributeError) as exc:
             raise BadInput(f"not a job plan: {exc.__class__.__name__}: {exc}") from None
-        planned = [(s.id, s.node, s.start, s.stop) for s in plan.shards]
-        if stored != planned:
-            raise BadInput("the stored plan's shards do not match what its inputs plan")
+        plan._check_consistent()
         return plan
+
+    def _check_consistent(self) -> None:
+        def wrong(why: str) -> BadInput:
+            return BadInput(f"the stored plan's shards do not match its tasks: {why}")
+
+        cursor = 0
+        for shard in self.shards:
+            if shard.start != cursor or shard.stop < shard.start:
+                raise wrong(f"shard {shard.id} is [{shard.start}, {shard.stop}) after {cursor}")
+            cursor = shard.stop
+        if cursor != self.tasks:
+            raise wrong(f"they cover [0, {cursor}) of {self.tasks} tasks")
+        if len(self._by_id) != len(self.shards):
+            raise wrong("two shards have the same id")
+        names = [node.name for node in self.nodes]
+        if len(set(names)) != len(names):
+            raise wrong("two nodes have the same name")
+        for node in self.nodes:
+            own = tuple(shard.id for shard in self.shards if shard.node == node.name)
+            if node.shards != own or node.tasks != sum(self._by_id[i].size for i in own):
+                raise wrong(f"node {node.name} does not list its own shards")
+        if any(shard.node not in names for shard in self.shards):
+            raise wrong("a shard belongs to no node of the plan")
 
     def _node_names(self) -> str:
         return ", ".join(node.name for node in self.nodes) or "none"
@@ -341,8 +378,12 @@ def make_plan(
     shard_size: int | None = None,
     task_s: float = 1.0,
     speeds: Mapping[str, float] | None = None,
+    max_shard_size: int | None = None,
 ) -> Plan:
     """Apportion ``tasks`` over ``nodes`` (``(name, weight)`` pairs) and cut them into shards.
+
+    ``max_shard_size`` (the job kind's limit) caps the default shard size; an explicit
+    ``shard_size`` above it is BadInput.
 
     ``speeds`` (tasks per unit time, relative) defaults, per node, to its weight divided
     by the smallest weight above 0; a drained node (weight 0) defaults to speed 0.
@@ -357,14 +398,24 @@ def make_plan(
     counts = _hamilton(tasks, names, _effective_weights(weights, strategy), weights)
     active = sum(1 for weight in weights if weight > 0)
     asked = _check_shard_size(shard_size) if shard_size is not None else None
-    sizes = [
-        asked if asked is not None else default_shard_size(count, tasks, active) for count in counts
-    ]
+    cap = _check_shard_size(max_shard_size) if max_shard_size is not None else None
+    if asked is not None and cap is not None and asked > cap:
+        raise BadInput(
+            f"shard size {asked} is larger than this job's shards may be ({cap} tasks): "
+            f"use a shard size of at most {cap}"
+        )
+    sizes = [asked or default_shard_size(count, tasks, active) for count in counts]
+    if cap is not None:
+        sizes = [min(size, cap) for size in sizes]
     shard_count = sum(_ceil_div(count, size) for count, size in zip(counts, sizes, strict=True))
     if shard_count > MAX_SHARDS:
         raise BadInput(
-            f"shard size {asked} cuts {tasks} tasks into {shard_count} shards; a plan holds "
-            f"at most {MAX_SHARDS}: use a larger shard size"
+            f"shard size {asked or max(sizes)} cuts {tasks} tasks into {shard_count} shards; "
+            f"a plan holds at most {MAX_SHARDS}: use a larger shard size"
+            if asked is not None or cap is None
+            else f"{tasks} tasks need {shard_count} shards of at most {cap} tasks (the job "
+            f"kind's limit with these parameters); a plan holds at most {MAX_SHARDS}: "
+            f"submit fewer tasks"
         )
     width = max(4, len(str(max(shard_count - 1, 0))))
 

@@ -228,9 +228,11 @@ def wait_for_outcome(
         if on_status is not None:
             on_status(status)
 
+    # The module reports an aggregator that stops answering at once, with the job's id
+    # (the job goes on there): the playbook decides whether to wait for it.
     if limit is None:
-        status = jobs.follow(client, job_id, seen, poll_s=poll_s, sleep=pause)
-        return jobs.outcome(client, status)
+        status = jobs.follow(client, job_id, seen, poll_s=poll_s, sleep=pause, reconnect_s=0)
+        return jobs.outcome(client, status, reconnect_s=0)
 
     deadline = now() + limit
 
@@ -240,8 +242,8 @@ def wait_for_outcome(
             raise JobTimeout(job_id, limit, last)
         pause(min(seconds, remaining))
 
-    status = jobs.follow(client, job_id, seen, poll_s=poll_s, sleep=paced)
-    return jobs.outcome(client, status)
+    status = jobs.follow(client, job_id, seen, poll_s=poll_s, sleep=paced, reconnect_s=0)
+    return jobs.outcome(client, status, reconnect_s=0)
 
 
 # --------------------------------------------------------------------------- the inventory

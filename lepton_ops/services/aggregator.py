@@ -26,7 +26,7 @@ from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import Conflict, NotFound
 
 from lepton_ops.errors import BadInput
-from lepton_ops.jobs.kinds import check_digest
+from lepton_ops.jobs.kinds import MAX_TASKS, check_digest, known_kinds
 from lepton_ops.services.aggregator_config import AggregatorConfig
 from lepton_ops.services.artifacts import (
     ARTIFACTS_FIELD,
@@ -35,7 +35,7 @@ from lepton_ops.services.artifacts import (
     artifact_put,
     read_artifact_body,
 )
-from lepton_ops.services.auth import read_token_file
+from lepton_ops.services.auth import Credentials, Role, TokenFile
 from lepton_ops.services.base_app import create_base_app
 from lepton_ops.services.bodies import (
     check_fields,
@@ -46,9 +46,9 @@ from lepton_ops.services.bodies import (
     json_body,
 )
 from lepton_ops.services.config_files import load_config_file
-from lepton_ops.services.dispatcher import Dispatcher, JobRun
+from lepton_ops.services.dispatcher import Dispatcher, JobNotRunning, JobRun
 from lepton_ops.services.drains import DrainRefused
-from lepton_ops.services.job_store import JobRecord, JobStatus, JobStore
+from lepton_ops.services.job_store import JobRecord, JobStatus, JobStore, StoreWriteError
 from lepton_ops.services.openapi import error_responses, json_content
 from lepton_ops.services.service_state import service_state
 
@@ -59,22 +59,38 @@ DRAIN_FIELDS = ("reason", "ttl_s")
 MAX_DRAIN_TTL_S = 86400
 #: Seconds an upload waits for its turn (``max_artifact_uploads`` are read at once).
 UPLOAD_WAIT_S = 30.0
-MAX_TASKS = 10**12
 
 
 def create_aggregator_app(config: AggregatorConfig | Mapping[str, Any]) -> Flask:
     """The aggregator's Flask app; resumes the store's running jobs (``config.resume``)."""
     if not isinstance(config, AggregatorConfig):
         config = AggregatorConfig.from_mapping(config)
-    token = read_token_file(config.token_file)
-    app = create_base_app("aggregator", token=token, max_content_length=config.max_content_length)
+    controller = TokenFile(config.token_file)
+    towards_workers = (
+        controller if config.worker_token_file is None else TokenFile(config.worker_token_file)
+    )
+    accepted = [(controller, Role.FULL)]
+    if towards_workers is not controller:
+        accepted.append((towards_workers, Role.NONE))
+    if config.scrape_token_file is not None:
+        accepted.append((TokenFile(config.scrape_token_file), Role.SCRAPE))
+    app = create_base_app(
+        "aggregator",
+        credentials=Credentials(accepted),
+        max_content_length=config.max_content_length,
+    )
     state = service_state(app)
     state.openapi_paths.update(AGGREGATOR_PATHS)
     store = JobStore(config.db_path)
-    dispatcher = Dispatcher(config, store, token, state.metrics)
+    dispatcher = Dispatcher(config, store, towards_workers, state.metrics)
     app.extensions[EXTENSION_KEY] = dispatcher
     state.readiness.append(store.ping)
     uploads = threading.BoundedSemaphore(config.max_artifact_uploads)
+
+    @app.errorhandler(StoreWriteError)
+    def _store_full(exc: StoreWriteError) -> tuple[Response, int]:
+        # Disk full or an I/O error: nothing was kept; the request may be tried again.
+        return error_response(503, f"{exc}: try again later")
 
     @app.post("/v1/jobs")
     def submit_job() -> tuple[Response, int]:
@@ -132,6 +148,15 @@ def create_aggregator_app(config: AggregatorConfig | Mapping[str, Any]) -> Flask
     def job_status(job_id: str) -> Response:
         record = _find(store, job_id)
         return jsonify(_status(record, store, dispatcher.run(job_id)))
+
+    @app.delete("/v1/jobs/<job_id>")
+    def cancel_job(job_id: str) -> tuple[Response, int]:
+        _find(store, job_id)
+        try:
+            record = dispatcher.cancel(job_id)
+        except JobNotRunning as exc:
+            return error_response(409, str(exc))
+        return jsonify({**_summary(record), "reason": record.reason}), 200
 
     @app.get("/v1/jobs/<job_id>/result")
     def job_result(job_id: str) -> Response:
@@ -216,7 +241,7 @@ def _status(record: JobRecord, store: JobStore, run: JobRun | None) -> dict[str,
         str(node["name"]): {"tasks": 0, "shards": 0, "seconds": 0.0}
         for node in record.plan["nodes"]
     }
-    results = store.shard_results(record.id)
+    results = [result for result in store.shard_results(record.id) if result.shard_id in sizes]
     for result in results:
         entry = per_node.setdefault(result.node, {"tasks": 0, "shards": 0, "seconds": 0.0})
         entry["tasks"] += sizes.get(result.shard_id, 0)
@@ -310,8 +335,9 @@ AGGREGATOR_PATHS: dict[str, Any] = {
                         "type": "object",
                         "additionalProperties": False,
                         "required": ["kind", "tasks"],
+                        "example": {"kind": "sleep", "tasks": 8, "params": {"task_ms": 1.0}},
                         "properties": {
-                            "kind": {"type": "string"},
+                            "kind": {"type": "string", "enum": known_kinds()},
                             "params": {"type": "object", "description": "The kind's parameters."},
                             "tasks": {"type": "integer", "minimum": 0, "maximum": MAX_TASKS},
                             "strategy": {
@@ -339,7 +365,7 @@ AGGREGATOR_PATHS: dict[str, Any] = {
                         }
                     ),
                 },
-                **error_responses(400, 413, 415),
+                **error_responses(400, 413, 415, 503),
             },
         },
         "get": {
@@ -407,7 +433,30 @@ AGGREGATOR_PATHS: dict[str, Any] = {
                 },
                 **error_responses(404),
             },
-        }
+        },
+        "delete": {
+            "summary": "Cancel a running job: it fails (reason: cancelled) and its workers "
+            "stop its shards between tasks.",
+            "parameters": _JOB_ID,
+            "responses": {
+                "200": {
+                    "description": "Cancelled.",
+                    "content": json_content(
+                        {
+                            "allOf": [
+                                _JOB_SUMMARY,
+                                {"type": "object", "properties": {"reason": {"type": "string"}}},
+                            ]
+                        }
+                    ),
+                },
+                "409": {
+                    "description": "The job has already finished.",
+                    "content": json_content({"$ref": "#/components/schemas/Error"}),
+                },
+                **error_responses(404, 503),
+            },
+        },
     },
     "/v1/drains": {
         "get": {
@@ -421,7 +470,8 @@ AGGREGATOR_PATHS: dict[str, Any] = {
                             "properties": {"drains": {"type": "array", "items": _DRAIN}},
                         }
                     ),
-                }
+                },
+                **error_responses(),
             },
         }
     },
@@ -450,7 +500,7 @@ AGGREGATOR_PATHS: dict[str, Any] = {
                     "description": "It would leave no worker undrained.",
                     "content": json_content({"$ref": "#/components/schemas/Error"}),
                 },
-                **error_responses(400),
+                **error_responses(400, 413, 415, 503),
             },
         },
         "delete": {
@@ -470,7 +520,8 @@ AGGREGATOR_PATHS: dict[str, Any] = {
                             },
                         }
                     ),
-                }
+                },
+                **error_responses(503),
             },
         },
     },

@@ -16,6 +16,7 @@ from lepton_ops.services.config_files import (
     config_artifact_limit,
     config_int,
     config_number,
+    config_optional_path,
     config_path,
 )
 
@@ -61,9 +62,15 @@ class WorkerSpec:
 
 @dataclass(frozen=True)
 class AggregatorConfig:
+    #: The controller's token (submit, drain, cancel: every endpoint).
     token_file: Path
     db_path: Path
     workers: tuple[WorkerSpec, ...]
+    #: The aggregator's token towards the workers (None: ``token_file``, one token for
+    #: everything). Presented to the aggregator itself it is refused (403).
+    worker_token_file: Path | None = None
+    #: The read-only token that may scrape ``GET /metrics`` (None: none).
+    scrape_token_file: Path | None = None
     #: Seconds to wait for a worker to accept a connection.
     connect_timeout_s: float = 1.0
     #: Read timeout before the job has measured any speed (the first shards).
@@ -101,6 +108,8 @@ class AggregatorConfig:
     def from_mapping(cls, data: Mapping[str, Any]) -> AggregatorConfig:
         known = {
             "token_file",
+            "worker_token_file",
+            "scrape_token_file",
             "db_path",
             "workers",
             "connect_timeout_s",
@@ -129,6 +138,8 @@ class AggregatorConfig:
             raise BadInput(f"config: resume must be true or false, got {resume!r}")
         return cls(
             token_file=config_path(data, "token_file"),
+            worker_token_file=config_optional_path(data, "worker_token_file"),
+            scrape_token_file=config_optional_path(data, "scrape_token_file"),
             db_path=config_path(data, "db_path"),
             workers=tuple(WorkerSpec.from_mapping(item, i) for i, item in enumerate(workers)),
             connect_timeout_s=config_number(data, "connect_timeout_s", 1.0),

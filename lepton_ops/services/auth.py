@@ -1,25 +1,53 @@
-"""Bearer-token auth: the token file and the ``Authorization`` header check.
+"""Bearer-token auth: token files, the roles their tokens have, the header check.
 
-The token is read from a file (:func:`read_token_file`) that must not be readable by
+A token is read from a file (:func:`read_token_file`) that must not be readable by
 group or others; it is never logged and never echoed back. Requests carry it as
 ``Authorization: Bearer <token>``, compared in constant time (:func:`token_matches`).
+
+A token file holds one token, or two during a rotation (one a line): the first is the
+one to send, both are accepted. A service reads its files again when they change
+(:class:`TokenFile`, at most every :data:`RELOAD_S`), so a rotation needs no restart.
+
+Each file a service accepts gives its tokens a :class:`Role` (:class:`Credentials`):
+``full`` (every endpoint), ``scrape`` (only ``GET /metrics``), or ``none`` (known, but
+refused: a worker's token presented to the aggregator). A known token without the right
+is answered 403, an unknown one 401.
 """
 
 from __future__ import annotations
 
 import hmac
+import logging
 import os
 import stat
+import threading
+import time
+from collections.abc import Iterable
+from enum import StrEnum
 from pathlib import Path
 
 from lepton_ops.errors import BadInput
 
+log = logging.getLogger(__name__)
+
+#: A service looks at its token files for a change at most this often (seconds).
+RELOAD_S = 1.0
+#: A token file holds at most this many tokens (the current one and, while a rotation
+#: rolls out, the other one).
+MAX_TOKENS = 2
+
 
 def read_token_file(path: str | os.PathLike[str]) -> str:
-    """The bearer token in ``path``; BadInput if the file is missing, empty or not private.
+    """The bearer token to send from ``path`` (its first); BadInput if the file is
+    missing, empty, malformed or not private (see :func:`read_tokens`)."""
+    return read_tokens(path)[0]
+
+
+def read_tokens(path: str | os.PathLike[str]) -> tuple[str, ...]:
+    """The bearer tokens in ``path``, one a line (the first is the one to send).
 
     The file must be a regular file that neither its group nor others can access (mode
-    0600 or stricter). The token is the file's text without surrounding whitespace.
+    0600 or stricter), and hold one or two tokens without spaces.
     """
     token_path = Path(path)
     try:
@@ -37,14 +65,96 @@ def read_token_file(path: str | os.PathLike[str]) -> str:
             f"refusing to start (run: chmod 600 {token_path})"
         )
     try:
-        token = token_path.read_text(encoding="utf-8").strip()
+        text = token_path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise BadInput(f"token file {token_path} cannot be read: {exc}") from None
-    if not token:
+    tokens = tuple(line.strip() for line in text.splitlines() if line.strip())
+    if not tokens:
         raise BadInput(f"token file {token_path} is empty")
-    if any(char.isspace() for char in token) or not token.isprintable():
-        raise BadInput(f"token file {token_path} must hold one token without spaces")
-    return token
+    if len(tokens) > MAX_TOKENS or any(
+        any(char.isspace() for char in token) or not token.isprintable() for token in tokens
+    ):
+        raise BadInput(
+            f"token file {token_path} must hold one token without spaces (two, one a line, "
+            f"while a rotation rolls out)"
+        )
+    return tokens
+
+
+class TokenFile:
+    """A token file, read again when it changes (checked at most every RELOAD_S).
+
+    The first read's errors are BadInput; a later read that fails (the file being
+    replaced, or broken) keeps the tokens read before, with a warning in the log.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self._lock = threading.Lock()
+        self._tokens = read_tokens(self.path)
+        self._stamp = self._stat()
+        self._checked = time.monotonic()
+
+    def current(self) -> str:
+        """The token to send."""
+        return self.tokens()[0]
+
+    def tokens(self) -> tuple[str, ...]:
+        """Every token accepted now."""
+        now = time.monotonic()
+        with self._lock:
+            if now - self._checked >= RELOAD_S:
+                self._checked = now
+                self._reload()
+            return self._tokens
+
+    def _reload(self) -> None:
+        stamp = self._stat()
+        if stamp == self._stamp:
+            return
+        try:
+            self._tokens = read_tokens(self.path)
+        except BadInput as exc:
+            log.warning("keeping the tokens read before: %s", exc)
+            return
+        self._stamp = stamp
+        log.info("token file %s changed: read again", self.path)
+
+    def _stat(self) -> tuple[int, int, int] | None:
+        try:
+            info = self.path.stat()
+        except OSError:
+            return None
+        return (info.st_ino, info.st_size, info.st_mtime_ns)
+
+
+class Role(StrEnum):
+    """What a token may do on a service."""
+
+    FULL = "full"
+    SCRAPE = "scrape"
+    NONE = "none"
+
+
+class Credentials:
+    """The token files a service accepts, each with the role of its tokens."""
+
+    def __init__(self, files: Iterable[tuple[TokenFile, Role]]) -> None:
+        self.files = tuple(files)
+        if not any(role is Role.FULL for _, role in self.files):
+            raise BadInput("the service needs a token file with full access")
+
+    def role_of(self, header: str | None) -> Role | None:
+        """The role of the token ``header`` carries; None if it carries no known token.
+
+        Every accepted token is compared (in constant time each), whichever matches.
+        """
+        found: Role | None = None
+        for token_file, role in self.files:
+            for token in token_file.tokens():
+                if token_matches(header, token) and found is None:
+                    found = role
+        return found
 
 
 def token_matches(header: str | None, token: str) -> bool:

@@ -3,9 +3,10 @@
 :func:`create_base_app` makes a Flask app that already has
 
 - bearer-token auth on every endpoint but ``/healthz`` (``Authorization: Bearer <token>``,
-  compared in constant time; 401 with a JSON error otherwise). The token is read from a
-  file (:func:`~lepton_ops.services.auth.read_token_file`) that must not be readable by
-  group or others; it is never logged and never echoed back;
+  compared in constant time; 401 with a JSON error for an unknown token, 403 for a known
+  one without the right: see :class:`~lepton_ops.services.auth.Credentials`). Tokens are
+  read from files that must not be readable by group or others; they are never logged
+  and never echoed back;
 - JSON errors everywhere: 400 for bad input (malformed JSON, wrong types, values out of
   range), 401, 404, 405, 413 (body over ``max_content_length``), 415 (not JSON) and 500
   (an unexpected exception: logged with its traceback, answered with a generic message);
@@ -28,7 +29,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from werkzeug.exceptions import HTTPException
 
 from lepton_ops.errors import BadInput, OperationFailed
-from lepton_ops.services.auth import token_matches
+from lepton_ops.services.auth import Credentials, Role
 from lepton_ops.services.bodies import DEFAULT_MAX_CONTENT_LENGTH, UnsupportedBody, error_response
 from lepton_ops.services.metrics import ServiceMetrics
 from lepton_ops.services.openapi import COMMON_PATHS, openapi_document
@@ -43,18 +44,19 @@ log = logging.getLogger(__name__)
 
 #: Endpoints anyone may call without the token.
 PUBLIC_ENDPOINTS = frozenset({"healthz"})
+#: The methods metrics are labelled with; any other (gunicorn accepts any 3 to 20
+#: capital letters) counts as "other", so requests cannot grow the series without bound.
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"})
 
 
 def create_base_app(
     service: str,
     *,
-    token: str,
+    credentials: Credentials,
     max_content_length: int = DEFAULT_MAX_CONTENT_LENGTH,
     version: str = "0.1.0",
 ) -> Flask:
     """A Flask app with auth, JSON errors, health, readiness, metrics and OpenAPI."""
-    if not token:
-        raise BadInput("the service needs a bearer token")
     app = Flask(f"lepton_ops.services.{service}", static_folder=None)
     app.config["MAX_CONTENT_LENGTH"] = max_content_length
     app.config["JSON_SORT_KEYS"] = False
@@ -71,18 +73,25 @@ def create_base_app(
     def _authenticate() -> tuple[Response, int] | None:
         if request.endpoint in PUBLIC_ENDPOINTS:
             return None
-        if token_matches(request.headers.get("Authorization"), token):
+        role = credentials.role_of(request.headers.get("Authorization"))
+        if role is Role.FULL:
             return None
-        response, status = error_response(401, "missing or wrong bearer token")
-        response.headers["WWW-Authenticate"] = 'Bearer realm="lepton"'
-        return response, status
+        if role is None:
+            response, status = error_response(401, "missing or wrong bearer token")
+            response.headers["WWW-Authenticate"] = 'Bearer realm="lepton"'
+            return response, status
+        if role is Role.SCRAPE and request.endpoint == "metrics_endpoint":
+            return None
+        return error_response(403, f"this token ({role.value} role) may not do this here")
 
     @app.after_request
     def _record(response: Response) -> Response:
         started = g.get("lepton_started")
         seconds = time.perf_counter() - started if started is not None else 0.0
+        # The route's rule, never the raw path: label values stay a fixed set.
         rule = request.url_rule.rule if request.url_rule is not None else "unmatched"
-        metrics.observe_request(rule, request.method, response.status_code, seconds)
+        method = request.method if request.method in KNOWN_METHODS else "other"
+        metrics.observe_request(rule, method, response.status_code, seconds)
         response.headers.setdefault("Cache-Control", "no-store")
         return response
 

@@ -48,6 +48,11 @@ def config_path(data: Mapping[str, Any], key: str) -> Path:
     return Path(value)
 
 
+def config_optional_path(data: Mapping[str, Any], key: str) -> Path | None:
+    """``data[key]`` as a path, or None when it is absent or null."""
+    return None if data.get(key) is None else config_path(data, key)
+
+
 def load_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     """A service config from a JSON or YAML file (never holds the token itself).
 

@@ -3,17 +3,17 @@
 One thread per worker pulls shards from the job's
 :class:`~lepton_ops.jobs.shard_queue.ShardQueue` (own shards, then stolen ones, then
 speculative copies of stragglers near the end) and POSTs each to the worker's
-``/v1/shards/run`` with the shared bearer token. Each result is written to the store
-once per shard id (the first result wins; a duplicate - a speculative copy finishing
-second - is ignored). A worker that fails twice in a row (connection refused, timeout,
-an error answer) is marked lost: the shard it was running and its pending shards go to
-the others. A worker that hangs (its connection accepted, no answer) is found by a health
-thread that probes ``/healthz`` of every worker with a shard in flight for a second or
-more: two missed probes and it is lost, within about 4 s, without waiting for the
-shard's read timeout. The job finishes as soon as every shard has a result, without
-waiting for speculative copies still in flight. When every shard has a result the
-partials are reduced in shard order and finalized; if every worker is lost the job fails
-with the reason.
+``/v1/shards/run`` with the aggregator's token towards the workers. Each result is
+written to the store once per shard id (the first result wins; a duplicate - a
+speculative copy finishing second - is ignored). A worker that fails twice in a row
+(connection refused, timeout, an error answer) is marked lost: the shard it was running
+and its pending shards go to the others. A worker that hangs (its connection accepted,
+no answer) is found by a health thread that probes ``/healthz`` of every worker with a
+shard in flight for a second or more: two missed probes and it is lost, within about 4
+s, without waiting for the shard's read timeout. The job finishes as soon as every shard
+has a result, without waiting for speculative copies still in flight. When every shard
+has a result the partials are reduced in shard order and finalized; if every worker is
+lost the job fails with the reason.
 
 A job with artifacts sends their digests with each shard; a worker that lacks one
 answers 409 naming it, and the worker's thread PUTs it there from the store and sends
@@ -31,6 +31,7 @@ import math
 import threading
 import time
 import uuid
+from collections.abc import Generator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -42,14 +43,23 @@ from lepton_ops.jobs.planner import Plan, Shard, make_plan, parse_strategy
 from lepton_ops.jobs.shard_queue import ShardQueue
 from lepton_ops.services.aggregator_config import AggregatorConfig, WorkerSpec
 from lepton_ops.services.artifacts import ARTIFACT_MIMETYPE
+from lepton_ops.services.auth import TokenFile
 from lepton_ops.services.drains import DrainRegistry
-from lepton_ops.services.job_store import JobRecord, JobStatus, JobStore
+from lepton_ops.services.job_store import JobRecord, JobStatus, JobStore, StoreWriteError
 from lepton_ops.services.metrics import ServiceMetrics
 
 log = logging.getLogger(__name__)
 
 #: How many times in a row a shard may find its worker without an artifact it was sent.
 MAX_PUSH_ROUNDS = 3
+#: Failed writes of shard results in a row (any worker) after which the job fails.
+MAX_STORE_FAILURES = 5
+#: Why a cancelled job failed (``DELETE /v1/jobs/{id}``).
+CANCELLED_REASON = "cancelled"
+
+
+class JobNotRunning(LeptonError):
+    """The job cannot be cancelled: it has already finished."""
 
 
 class WorkerFailed(LeptonError):
@@ -82,6 +92,11 @@ class JobRun:
         self._inflight: dict[str, float] = {}
         self._errors: dict[str, str] = {}
         self._errors_lock = threading.Lock()
+        #: Failed writes of results in a row; at MAX_STORE_FAILURES the job fails with
+        #: the store's error (``_abort_reason``).
+        self._store_failures = 0
+        self._abort_reason: str | None = None
+        self._cancelled = threading.Event()
         self._thread = threading.Thread(
             target=self._run, name=f"lepton-job-{record.id[:8]}", daemon=True
         )
@@ -92,6 +107,11 @@ class JobRun:
         self._thread.start()
 
     def stop(self) -> None:
+        self._stop.set()
+
+    def cancel(self) -> None:
+        """Stop dispatching for good: the job was cancelled (it is failed in the store)."""
+        self._cancelled.set()
         self._stop.set()
 
     def join(self, timeout: float | None = None) -> bool:
@@ -138,7 +158,13 @@ class JobRun:
                 daemon=True,
             ).start()
         self._settled.wait()
+        if self._cancelled.is_set():
+            log.info("job %s: cancelled, dispatch stopped", self.job_id)
+            return
         try:
+            if self._abort_reason is not None:
+                self._fail(self._abort_reason)
+                return
             self.dispatcher.store.save_queue_state(self.job_id, self.queue.to_dict())
             if self.queue.finished:
                 self._finish()
@@ -149,6 +175,8 @@ class JobRun:
                 self._fail(f"{reason} ({detail})" if detail else reason)
             else:
                 log.info("job %s: dispatch stopped, it resumes on the next start", self.job_id)
+        except StoreWriteError as exc:
+            self._fail(str(exc))
         except Exception as exc:
             log.exception("job %s: could not be finished", self.job_id)
             self._fail(f"the aggregator could not finish the job: {exc.__class__.__name__}")
@@ -196,7 +224,26 @@ class JobRun:
             finally:
                 self._inflight.pop(spec.name, None)
             failures = 0
-            self._accept(spec.name, shard, partial, seconds)
+            try:
+                self._accept(spec.name, shard, partial, seconds)
+            except StoreWriteError as exc:
+                # The store, not the worker, failed: this attempt only; the shard runs again.
+                self.queue.release(shard.id, spec.name)
+                if self._store_failed(str(exc)):
+                    return
+                self._stop.wait(self.config.retry_delay_s)
+
+    def _store_failed(self, error: str) -> bool:
+        """Count a failed write of a result; True once the job must fail because of it."""
+        with self._errors_lock:
+            self._store_failures += 1
+            failures = self._store_failures
+        log.error("job %s: %s (%d in a row)", self.job_id, error, failures)
+        if failures < MAX_STORE_FAILURES:
+            return False
+        self._abort_reason = error
+        self._stop.set()
+        return True
 
     def _lose(self, node: str) -> None:
         if not self.queue.is_alive(node):
@@ -346,6 +393,8 @@ class JobRun:
         new = self.dispatcher.store.record_shard(
             self.job_id, shard.id, node=node, partial=partial, seconds=seconds
         )
+        with self._errors_lock:
+            self._store_failures = 0
         self.queue.complete(shard.id, node)
         if self.queue.finished:
             self._settled.set()
@@ -378,7 +427,23 @@ class JobRun:
 
     def _fail(self, reason: str) -> None:
         log.error("job %s failed: %s", self.job_id, reason)
-        self.dispatcher.store.finish_job(self.job_id, JobStatus.FAILED, reason=reason)
+        try:
+            self.dispatcher.store.finish_job(self.job_id, JobStatus.FAILED, reason=reason)
+        except StoreWriteError as exc:
+            # Still running in the store: the job resumes on the next start.
+            log.error("job %s: its failure could not be recorded: %s", self.job_id, exc)
+
+
+class BearerFromFile(httpx.Auth):
+    """``Authorization: Bearer`` with the token file's current token, read again when the
+    file changes (a rotation switches the token without a restart)."""
+
+    def __init__(self, token: TokenFile) -> None:
+        self.token = token
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        request.headers["Authorization"] = f"Bearer {self.token.current()}"
+        yield request
 
 
 def _error_text(response: httpx.Response) -> str:
@@ -395,14 +460,18 @@ class Dispatcher:
     """The aggregator's jobs: submits, runs, resumes and stops them."""
 
     def __init__(
-        self, config: AggregatorConfig, store: JobStore, token: str, metrics: ServiceMetrics
+        self,
+        config: AggregatorConfig,
+        store: JobStore,
+        token: TokenFile,
+        metrics: ServiceMetrics,
     ) -> None:
         self.config = config
         self.store = store
         self.metrics = metrics
         workers = max(len(config.workers), 1)
         self.client = httpx.Client(
-            headers={"Authorization": f"Bearer {token}"},
+            auth=BearerFromFile(token),
             limits=httpx.Limits(
                 max_connections=workers * 16, max_keepalive_connections=workers * 4
             ),
@@ -428,6 +497,7 @@ class Dispatcher:
         if given is not None and given != tasks:
             raise BadInput(f"params.tasks ({given!r}) differs from tasks ({tasks})")
         checked = kind.validate({**params, "tasks": tasks})
+        shard_limit = kind.shard_tasks_limit(checked)
         digests = dict(artifacts or {})
         self._check_artifacts(kind, checked, digests)
         speeds = {w.name: w.speed for w in self.config.workers if w.speed is not None}
@@ -441,6 +511,7 @@ class Dispatcher:
             strategy=parse_strategy(strategy),
             shard_size=shard_size,
             speeds=speeds,
+            max_shard_size=shard_limit,
         )
         record = self.store.create_job(
             uuid.uuid4().hex,
@@ -482,7 +553,12 @@ class Dispatcher:
                 sizes = {shard.id: shard.size for shard in plan.shards}
                 for result in self.store.shard_results(record.id):
                     if result.shard_id not in sizes:
-                        raise BadInput(f"result for unknown shard {result.shard_id}")
+                        log.warning(
+                            "job %s: ignoring a stored result for %s, not in its plan",
+                            record.id,
+                            result.shard_id,
+                        )
+                        continue
                     queue.complete(result.shard_id, result.node)
                     if result.seconds > 0 and sizes[result.shard_id] > 0:
                         queue.observe(result.node, sizes[result.shard_id], result.seconds)
@@ -507,6 +583,49 @@ class Dispatcher:
         with self._lock:
             return self._runs.get(job_id)
 
+    def cancel(self, job_id: str) -> JobRecord:
+        """Cancel a running job: it fails with the reason ``cancelled``, its dispatch stops
+        and every worker of its plan is told to stop its shards (``DELETE
+        /v1/shards/{job_id}``, best effort). JobNotRunning if it has already finished."""
+        record = self.store.job(job_id)
+        if record.status is JobStatus.RUNNING:
+            self.store.finish_job(job_id, JobStatus.FAILED, reason=CANCELLED_REASON)
+            record = self.store.job(job_id)
+            cancelled = record.reason == CANCELLED_REASON
+        else:
+            cancelled = False
+        if not cancelled:
+            detail = f" ({record.reason})" if record.reason else ""
+            raise JobNotRunning(
+                f"job {job_id} has already finished: it {record.status.value}{detail}"
+            )
+        run = self.run(job_id)
+        if run is not None:
+            run.cancel()
+        names = {str(node["name"]) for node in record.plan["nodes"]}
+        targets = [worker for worker in self.config.workers if worker.name in names]
+        if targets:
+            with ThreadPoolExecutor(len(targets), thread_name_prefix="lepton-cancel") as pool:
+                list(pool.map(lambda worker: self._cancel_on(worker, job_id), targets))
+        log.info("job %s cancelled", job_id)
+        return record
+
+    def _cancel_on(self, worker: WorkerSpec, job_id: str) -> None:
+        timeout = httpx.Timeout(self.config.health_timeout_s, connect=self.config.connect_timeout_s)
+        try:
+            response = self.client.delete(f"{worker.url}/v1/shards/{job_id}", timeout=timeout)
+        except httpx.HTTPError as exc:
+            log.warning("job %s: could not cancel on %s: %s", job_id, worker.name, exc)
+            return
+        if response.status_code != 200:
+            log.warning(
+                "job %s: %s answered the cancel with HTTP %d: %s",
+                job_id,
+                worker.name,
+                response.status_code,
+                _error_text(response),
+            )
+
     def wait(self, job_id: str, timeout: float | None = None) -> bool:
         """Wait until ``job_id``'s dispatch is over; True when it is."""
         run = self.run(job_id)
@@ -527,4 +646,4 @@ class Dispatcher:
         self.client.close()
 
 
-__all__ = ["Dispatcher", "JobRun", "WorkerFailed"]
+__all__ = ["CANCELLED_REASON", "Dispatcher", "JobNotRunning", "JobRun", "WorkerFailed"]

@@ -20,6 +20,7 @@ lepton-ops is refused rather than guessed at.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import threading
@@ -79,6 +80,10 @@ CREATE TABLE IF NOT EXISTS artifacts (
     created_at REAL NOT NULL
 );
 """
+
+
+class StoreWriteError(OperationFailed):
+    """A write to the job store failed (disk full, I/O error): nothing of it was kept."""
 
 
 class JobStatus(StrEnum):
@@ -149,10 +154,14 @@ class JobStore:
         except (OSError, sqlite3.Error) as exc:
             raise OperationFailed(f"job store {self.path} cannot be opened: {exc}") from None
         self._lock = threading.RLock()
+        #: Each job's plan shard ids, read once (a stored plan never changes).
+        self._plan_ids: dict[str, frozenset[str]] = {}
         try:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA foreign_keys=ON")
-            self._db.execute("PRAGMA synchronous=NORMAL")
+            # Every commit is synced (WAL + FULL): a 201/202 or an accepted shard survives a
+            # power loss, not only a crash of the process (which NORMAL would survive).
+            self._db.execute("PRAGMA synchronous=FULL")
             self._migrate()
         except sqlite3.Error as exc:
             self._db.close()
@@ -164,15 +173,24 @@ class JobStore:
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction; a failed write (not a constraint) is StoreWriteError."""
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
             try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            else:
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self._db
+                except BaseException:
+                    if self._db.in_transaction:
+                        self._db.execute("ROLLBACK")
+                    raise
                 self._db.execute("COMMIT")
+            except sqlite3.IntegrityError:
+                raise
+            except sqlite3.Error as exc:
+                if self._db.in_transaction:
+                    with contextlib.suppress(sqlite3.Error):
+                        self._db.execute("ROLLBACK")
+                raise StoreWriteError(f"could not write to the job store: {exc}") from None
 
     def _migrate(self) -> None:
         with self._lock:
@@ -310,6 +328,8 @@ class JobStore:
         if status is JobStatus.RUNNING:
             raise BadInput("finish_job needs a final status")
         finished = time.time() if finished_at is None else finished_at
+        with self._lock:
+            self._plan_ids.pop(job_id, None)
         with self._transaction() as db:
             db.execute(
                 "UPDATE jobs SET status = ?, result = ?, reason = ?, finished_at = ? "
@@ -334,7 +354,12 @@ class JobStore:
         partial: dict[str, Any],
         seconds: float,
     ) -> bool:
-        """Keep a shard's result: True the first time, False for a duplicate (ignored)."""
+        """Keep a shard's result: True the first time, False for a duplicate (ignored).
+
+        BadInput if the job's plan has no shard ``shard_id`` (or there is no such job).
+        """
+        if shard_id not in self.plan_shard_ids(job_id):
+            raise BadInput(f"job {job_id} has no shard {shard_id!r} in its plan")
         with self._transaction() as db:
             cursor = db.execute(
                 "INSERT OR IGNORE INTO shard_results "
@@ -343,6 +368,18 @@ class JobStore:
                 (job_id, shard_id, node, _dump(partial), float(seconds), time.time()),
             )
             return cursor.rowcount == 1
+
+    def plan_shard_ids(self, job_id: str) -> frozenset[str]:
+        """The shard ids of the job's stored plan (empty if there is no such job)."""
+        with self._lock:
+            known = self._plan_ids.get(job_id)
+            if known is None:
+                row = self._db.execute("SELECT plan FROM jobs WHERE id = ?", (job_id,)).fetchone()
+                if row is None:
+                    return frozenset()
+                known = frozenset(str(s["id"]) for s in json.loads(row[0])["shards"])
+                self._plan_ids[job_id] = known
+            return known
 
     def shard_results(self, job_id: str) -> list[ShardResult]:
         """The job's recorded shard results, in shard id order."""

@@ -41,10 +41,10 @@ def ref(name: str) -> dict[str, str]:
 
 
 def error_responses(*codes: int) -> dict[str, Any]:
-    """The shared error responses ``codes`` (plus 401 and 500, which every path has)."""
+    """The shared error responses ``codes`` (plus 401, 403 and 500, which every path has)."""
     return {
         str(code): {"$ref": f"#/components/responses/E{code}"}
-        for code in sorted({401, 500, *codes})
+        for code in sorted({401, 403, 500, *codes})
     }
 
 
@@ -59,11 +59,13 @@ COMMON_SCHEMAS: dict[str, Any] = {
 _ERROR_TEXT = {
     400: "Bad input: malformed JSON, a wrong type or a value out of range.",
     401: "Missing or wrong bearer token.",
+    403: "A known token without the right: a worker's token, or the scrape token (only "
+    "GET /metrics).",
     404: "No such resource.",
     413: "The body is larger than the configured maximum.",
     415: "The body is not JSON.",
     500: "Unexpected error (details in the service log).",
-    503: "Not ready.",
+    503: "Not ready, or the job store cannot be written now (disk full): try again.",
 }
 COMMON_RESPONSES: dict[str, Any] = {
     f"E{code}": {"description": text, "content": json_content(ref("Error"))}
@@ -87,7 +89,8 @@ COMMON_PATHS: dict[str, Any] = {
                             },
                         }
                     ),
-                }
+                },
+                "500": {"$ref": "#/components/responses/E500"},
             },
         }
     },

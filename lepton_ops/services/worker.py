@@ -3,7 +3,11 @@
 ``POST /v1/shards/run`` with ``{"job_id", "shard_id", "kind", "params", "start", "stop"}``
 (and ``"artifacts": {name: sha256}`` for kinds with artifacts) runs
 ``kind.map(params, start, stop, speed=config.speed)`` and answers
-``{"job_id", "shard_id", "partial", "seconds"}``. The worker keeps no job state: the
+``{"job_id", "shard_id", "partial", "seconds"}``. A shard larger than its kind allows
+(:meth:`~lepton_ops.jobs.kinds.base.JobKind.shard_tasks_limit`) is refused with 400.
+``DELETE /v1/shards/<job_id>`` cancels a job here: its running shards stop between
+tasks and its later shards are refused, both with 410
+(:mod:`lepton_ops.services.shard_cancels`). The worker keeps no other job state: the
 aggregator owns jobs, and a shard sent twice is simply computed twice. It only caches
 the artifacts the aggregator PUT to it (``PUT /v1/artifacts/<sha256>?kind=&name=``,
 see :mod:`lepton_ops.services.artifacts`); a shard naming one it lacks gets 409.
@@ -26,7 +30,13 @@ from typing import Any
 from flask import Flask, Response, jsonify, request
 
 from lepton_ops.errors import BadInput
-from lepton_ops.jobs.kinds import MAX_ARTIFACT_BYTES, get_kind, known_kinds
+from lepton_ops.jobs.kinds import (
+    MAX_ARTIFACT_BYTES,
+    MAX_TASKS,
+    ShardCancelled,
+    get_kind,
+    known_kinds,
+)
 from lepton_ops.services.artifacts import (
     ARTIFACTS_FIELD,
     DEFAULT_ARTIFACT_CACHE_BYTES,
@@ -36,11 +46,12 @@ from lepton_ops.services.artifacts import (
     artifact_put,
     read_artifact_body,
 )
-from lepton_ops.services.auth import read_token_file
+from lepton_ops.services.auth import Credentials, Role, TokenFile
 from lepton_ops.services.base_app import create_base_app
 from lepton_ops.services.bodies import (
     DEFAULT_MAX_CONTENT_LENGTH,
     check_fields,
+    error_response,
     field_int,
     field_object,
     field_str,
@@ -50,24 +61,27 @@ from lepton_ops.services.config_files import (
     config_artifact_limit,
     config_int,
     config_number,
+    config_optional_path,
     config_path,
     load_config_file,
 )
 from lepton_ops.services.openapi import error_responses, json_content
 from lepton_ops.services.service_state import service_state
+from lepton_ops.services.shard_cancels import ShardCancels, default_cancel_dir
 
 RUN_FIELDS = ("job_id", "shard_id", "kind", "params", "start", "stop")
 RUN_OPTIONAL_FIELDS = ("artifacts",)
 WORKER_SETTINGS = frozenset(
     {"token_file", "speed", "name", "max_content_length", "max_artifact_bytes",
-     "artifact_cache_bytes"}
+     "artifact_cache_bytes", "cancel_dir", "scrape_token_file"}
 )  # fmt: skip
 
 
 @dataclass(frozen=True)
 class WorkerConfig:
-    """How a worker runs: the token file, its speed factor and the body size limits."""
+    """How a worker runs: the token files, its speed factor and the body size limits."""
 
+    #: The token the aggregator sends (every endpoint).
     token_file: Path
     #: Relative speed handed to ``kind.map`` (the ``sleep`` kind sleeps task_ms / speed).
     speed: float = 1.0
@@ -77,6 +91,11 @@ class WorkerConfig:
     max_artifact_bytes: int = MAX_ARTIFACT_BYTES
     #: How much (estimated) the cache of loaded artifacts holds, per process.
     artifact_cache_bytes: int = DEFAULT_ARTIFACT_CACHE_BYTES
+    #: Where the worker's processes share cancelled jobs (None: a private temporary
+    #: directory named after the worker, see ``default_cancel_dir``).
+    cancel_dir: Path | None = None
+    #: The read-only token that may scrape ``GET /metrics`` (None: none).
+    scrape_token_file: Path | None = None
 
     def __post_init__(self) -> None:
         if (
@@ -106,6 +125,8 @@ class WorkerConfig:
             artifact_cache_bytes=config_int(
                 data, "artifact_cache_bytes", DEFAULT_ARTIFACT_CACHE_BYTES, minimum=1024
             ),
+            cancel_dir=config_optional_path(data, "cancel_dir"),
+            scrape_token_file=config_optional_path(data, "scrape_token_file"),
         )
 
 
@@ -113,19 +134,24 @@ def create_worker_app(config: WorkerConfig | Mapping[str, Any]) -> Flask:
     """The worker's Flask app (reads the token file now: BadInput if it is not private)."""
     if not isinstance(config, WorkerConfig):
         config = WorkerConfig.from_mapping(config)
-    token = read_token_file(config.token_file)
-    app = create_base_app("worker", token=token, max_content_length=config.max_content_length)
+    accepted = [(TokenFile(config.token_file), Role.FULL)]
+    if config.scrape_token_file is not None:
+        accepted.append((TokenFile(config.scrape_token_file), Role.SCRAPE))
+    app = create_base_app(
+        "worker", credentials=Credentials(accepted), max_content_length=config.max_content_length
+    )
     state = service_state(app)
     state.openapi_paths.update(WORKER_PATHS)
     metrics = state.metrics
     cache = ArtifactCache(config.artifact_cache_bytes)
+    cancels = ShardCancels(config.cancel_dir or default_cancel_dir(config.name))
 
     @app.errorhandler(MissingArtifacts)
     def _missing(exc: MissingArtifacts) -> tuple[Response, int]:
         return jsonify({"error": str(exc), "status": 409, "missing": exc.missing}), 409
 
     @app.post("/v1/shards/run")
-    def run_shard() -> Response:
+    def run_shard() -> Response | tuple[Response, int]:
         body = json_body()
         check_fields(body, RUN_FIELDS + RUN_OPTIONAL_FIELDS)
         job_id = field_str(body, "job_id")
@@ -142,13 +168,30 @@ def create_worker_app(config: WorkerConfig | Mapping[str, Any]) -> Flask:
         loaded, missing = cache.lookup(kind.name, digests)
         if missing:
             raise MissingArtifacts(missing)
+        if cancels.is_cancelled(job_id):
+            return _cancelled(job_id)
         began = time.perf_counter()
-        partial = kind.map(params, start, stop, speed=config.speed, artifacts=loaded)
+        try:
+            partial = kind.map(
+                params,
+                start,
+                stop,
+                speed=config.speed,
+                artifacts=loaded,
+                cancelled=cancels.checker(job_id),
+            )
+        except ShardCancelled:
+            return _cancelled(job_id)
         seconds = time.perf_counter() - began
         metrics.shard_done(kind.name)
         return jsonify(
             {"job_id": job_id, "shard_id": shard_id, "partial": partial, "seconds": seconds}
         )
+
+    @app.delete("/v1/shards/<job_id>")
+    def cancel_shards(job_id: str) -> Response:
+        cancels.cancel(job_id)
+        return jsonify({"job_id": job_id, "cancelled": True})
 
     @app.put("/v1/artifacts/<digest>")
     def put_artifact(digest: str) -> tuple[Response, int]:
@@ -170,6 +213,10 @@ def create_worker_app(config: WorkerConfig | Mapping[str, Any]) -> Flask:
     return app
 
 
+def _cancelled(job_id: str) -> tuple[Response, int]:
+    return error_response(410, f"job {job_id} was cancelled: its shards do not run")
+
+
 def app_from_config_file(path: str | os.PathLike[str] | None = None) -> Flask:
     """The worker app from a YAML/JSON config file (default: ``$LEPTON_WORKER_CONFIG``)."""
     where = path if path is not None else os.environ.get("LEPTON_WORKER_CONFIG")
@@ -189,13 +236,21 @@ WORKER_PATHS: dict[str, Any] = {
                         "type": "object",
                         "additionalProperties": False,
                         "required": list(RUN_FIELDS),
+                        "example": {
+                            "job_id": "0123abcd",
+                            "shard_id": "s0000",
+                            "kind": "sleep",
+                            "params": {"tasks": 4, "task_ms": 1.0},
+                            "start": 0,
+                            "stop": 4,
+                        },
                         "properties": {
                             "job_id": {"type": "string", "minLength": 1, "maxLength": 200},
                             "shard_id": {"type": "string", "minLength": 1, "maxLength": 200},
-                            "kind": {"type": "string", "minLength": 1, "maxLength": 100},
+                            "kind": {"type": "string", "enum": known_kinds()},
                             "params": {"type": "object"},
-                            "start": {"type": "integer", "minimum": 0},
-                            "stop": {"type": "integer", "minimum": 0},
+                            "start": {"type": "integer", "minimum": 0, "maximum": MAX_TASKS},
+                            "stop": {"type": "integer", "minimum": 0, "maximum": MAX_TASKS},
                             "artifacts": ARTIFACTS_FIELD,
                         },
                     }
@@ -232,7 +287,35 @@ WORKER_PATHS: dict[str, Any] = {
                         }
                     ),
                 },
+                "410": {
+                    "description": "The shard's job was cancelled on this worker.",
+                    "content": json_content({"$ref": "#/components/schemas/Error"}),
+                },
                 **error_responses(400, 413, 415),
+            },
+        }
+    },
+    "/v1/shards/{job_id}": {
+        "delete": {
+            "summary": "Cancel a job here: its running shards stop between tasks, its later "
+            "shards are refused (410).",
+            "parameters": [
+                {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"}}
+            ],
+            "responses": {
+                "200": {
+                    "description": "Cancelled.",
+                    "content": json_content(
+                        {
+                            "type": "object",
+                            "properties": {
+                                "job_id": {"type": "string"},
+                                "cancelled": {"type": "boolean"},
+                            },
+                        }
+                    ),
+                },
+                **error_responses(),
             },
         }
     },

@@ -44,7 +44,7 @@ from typing import Any
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from lepton_ops.deploy.token import token_path
+from lepton_ops.deploy.token import token_files, token_path
 from lepton_ops.errors import BadInput, OperationFailed
 from lepton_ops.inventory import Fleet, load_fleet
 from lepton_ops.inventory.fleet import AGGREGATOR_GROUP, WORKERS_GROUP, Node
@@ -300,6 +300,13 @@ def _target(node: Node, service: str, port_var: str, default: int) -> ServiceTar
     if not 0 < port < 65536:
         raise BadInput(f"host {node.name}: {port_var} must be a port number, got {raw!r}")
     return ServiceTarget(node.name, service, node.address, port)
+
+
+def load_scrape_token(state_dir: Path) -> str:
+    """The read-only token for ``/metrics`` (the controller's on a fleet deployed before
+    there was one); BadInput (one line) if there is none."""
+    scrape = token_files(state_dir).scrape
+    return read_token_file(scrape) if scrape.exists() else load_token(state_dir)
 
 
 def load_token(state_dir: Path) -> str:
@@ -592,7 +599,7 @@ def open_puller(
     """A :class:`Puller` of the inventory's services into the state dir's store."""
     check_timeout(timeout)
     targets = fleet_targets(inventory, limit)
-    token = load_token(state_dir)
+    token = load_scrape_token(state_dir)
     store = TelemetryStore(store_path(state_dir))
     try:
         return Puller(targets, token, store, timeout=timeout, owns_store=True)

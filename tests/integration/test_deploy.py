@@ -6,13 +6,14 @@ import json
 import os
 import signal
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
 from lab_tools import NODES, Deployed, deploy, statuses
 
-from lepton_ops.deploy.token import token_path
+from lepton_ops.deploy.token import token_files
 from lepton_ops.lab import LAB_NODES
 
 if TYPE_CHECKING:
@@ -34,29 +35,59 @@ def supervisor_state(lab: RunningLab, name: str, service: str) -> dict[str, Any]
 
 
 @pytest.mark.slow
-def test_token_file_is_private(deployed: Deployed) -> None:
-    path = token_path(deployed.lab.state_dir)
-    assert path.stat().st_mode & 0o777 == 0o600
-    assert path.parent.stat().st_mode & 0o777 == 0o700
+def test_token_files_are_private(deployed: Deployed) -> None:
+    files = token_files(deployed.lab.state_dir)
+    for path in files.all():
+        assert path.stat().st_mode & 0o777 == 0o600, path
+    assert files.controller.parent.stat().st_mode & 0o777 == 0o700
     assert len(deployed.token) >= 40
+    tokens = {path: path.read_text(encoding="utf-8").strip() for path in files.all()}
+    assert len(set(tokens.values())) == 3  # one token per role
     for name in NODES:
-        on_node = deployed.lab.lab.node_paths(name).config_dir / "service-token"
-        assert on_node.stat().st_mode & 0o777 == 0o600
-        assert on_node.read_text(encoding="utf-8").strip() == deployed.token
+        config_dir = deployed.lab.lab.node_paths(name).config_dir
+        for on_node, source in (("worker-token", files.aggregator), ("scrape-token", files.scrape)):
+            path = config_dir / on_node
+            assert path.stat().st_mode & 0o777 == 0o600, path
+            assert path.read_text(encoding="utf-8").strip() == tokens[source], path
+    controller = deployed.lab.lab.node_paths("node5").config_dir / "service-token"
+    assert controller.stat().st_mode & 0o777 == 0o600
+    assert controller.read_text(encoding="utf-8").strip() == deployed.token
+
+
+def bearer(path: Path) -> dict[str, str]:
+    return {"Authorization": f"Bearer {path.read_text(encoding='utf-8').strip()}"}
 
 
 @pytest.mark.slow
-def test_workers_answer_behind_the_token(deployed: Deployed) -> None:
-    auth = {"Authorization": f"Bearer {deployed.token}"}
+def test_each_role_has_its_own_token(deployed: Deployed) -> None:
+    files = token_files(deployed.lab.state_dir)
+    controller = {"Authorization": f"Bearer {deployed.token}"}
+    dispatch, scrape = bearer(files.aggregator), bearer(files.scrape)
     with httpx.Client(timeout=5) as client:
         for name in NODES:
             assert client.get(worker_url(name, "/healthz")).status_code == 200, name
             assert client.get(worker_url(name, "/readyz")).status_code == 401, name
-            assert client.get(worker_url(name, "/readyz"), headers=auth).status_code == 200, name
+            assert client.get(worker_url(name, "/readyz"), headers=dispatch).status_code == 200
+            assert client.get(worker_url(name, "/readyz"), headers=controller).status_code == 401
+            assert client.get(worker_url(name, "/metrics"), headers=scrape).status_code == 200
+            assert client.get(worker_url(name, "/readyz"), headers=scrape).status_code == 403
         aggregator = f"http://{ADDRESSES['node5']}:{AGGREGATOR_PORT}"
         assert client.get(f"{aggregator}/healthz").status_code == 200
         assert client.get(f"{aggregator}/readyz").status_code == 401
-        assert client.get(f"{aggregator}/readyz", headers=auth).status_code == 200
+        assert client.get(f"{aggregator}/readyz", headers=controller).status_code == 200
+        assert client.get(f"{aggregator}/metrics", headers=scrape).status_code == 200
+        # A worker's credentials (and the scrape token) get 403 on every write endpoint.
+        writes = [
+            ("POST", "/v1/jobs", {"json": {"kind": "pi", "tasks": 1}}),
+            ("PUT", "/v1/artifacts/" + "0" * 64, {"content": b"x"}),
+            ("PUT", "/v1/drains/node1", {"json": {"reason": "test"}}),
+            ("DELETE", "/v1/drains/node1", {}),
+            ("DELETE", "/v1/jobs/none", {}),
+        ]
+        for headers in (dispatch, scrape):
+            for method, path, extra in writes:
+                answer = client.request(method, f"{aggregator}{path}", headers=headers, **extra)
+                assert answer.status_code == 403, (method, path, answer.text)
 
 
 @pytest.mark.slow
@@ -91,8 +122,10 @@ def test_killed_worker_comes_back(deployed: Deployed) -> None:
 
 
 @pytest.mark.slow
-def test_token_is_never_written_out(deployed: Deployed) -> None:
-    token = deployed.token
+@pytest.mark.parametrize("role", ["controller", "aggregator", "scrape"])
+def test_tokens_are_never_written_out(deployed: Deployed, role: str) -> None:
+    path = getattr(token_files(deployed.lab.state_dir), role)
+    token = path.read_text(encoding="utf-8").strip()
     assert token not in deployed.result.stdout
     assert token not in deployed.result.stderr
     leaks = [
@@ -105,3 +138,9 @@ def test_token_is_never_written_out(deployed: Deployed) -> None:
         data_dir = deployed.lab.lab.node_data_dir(name)
         for log in data_dir.glob("*.log"):
             assert token not in log.read_text(encoding="utf-8", errors="replace"), log
+    # ... nor in any process's command line.
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            assert token.encode() not in cmdline.read_bytes(), cmdline
+        except OSError:
+            continue

@@ -7,12 +7,13 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pytest
-from lab_tools import Deployed, aggregator_rows, cli, deploy
+from lab_tools import CLI, Deployed, aggregator_rows, cli, deploy
 
 from lepton_ops.jobs.client import AggregatorClient, aggregator_url
 
@@ -199,3 +200,59 @@ def test_the_job_module_runs_a_job_from_a_playbook(
     assert_exact(outcome["result"], expected)
     assert sum(node["tasks"] for node in outcome["per_node"].values()) == 1000
     assert deployed.token not in result.stdout + result.stderr + json.dumps(outcome)
+
+
+def kill_aggregator(lab: RunningLab) -> int:
+    """``kill -9`` of the aggregator's gunicorn master and its workers (not its supervisor,
+    which starts it again); the supervisor's restart count before the kill."""
+    data_dir = lab.lab.node_data_dir(AGGREGATOR_NODE)
+    state_file = data_dir / "lepton-aggregator.supervisor.json"
+    state = json.loads(state_file.read_text(encoding="utf-8"))
+    master = int(state["child_pid"])
+    children = Path(f"/proc/{master}/task/{master}/children").read_text(encoding="ascii")
+    for pid in (master, *(int(child) for child in children.split())):
+        os.kill(pid, signal.SIGKILL)
+    return int(state["restarts"])
+
+
+@pytest.mark.slow
+def test_job_run_prints_the_exact_result_after_the_aggregator_is_killed(
+    deployed: Deployed, expected: dict[str, Any]
+) -> None:
+    """The aggregator dies (kill -9) mid-job; its supervisor restarts it, the job resumes,
+    and the ``job run`` that was following it reconnects and prints the exact result."""
+    lab = deployed.lab
+    command = [str(CLI), "job", "run", *MEAN_ARGS]
+    running = subprocess.Popen(
+        [*command, "--shard-size", "1", "--json", "--state-dir", str(lab.state_dir)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        with AggregatorClient(aggregator_url(lab.inventory), deployed.token) as client:
+            deadline = time.monotonic() + 60
+            job_id = None
+            while job_id is None and time.monotonic() < deadline:
+                listed = [job for job in client.list() if job["status"] == "running"]
+                job_id = listed[0]["job_id"] if listed else None
+                time.sleep(0.05)
+            assert job_id is not None, "job run submitted nothing"
+            while len(stored_shards(lab, job_id)) < 50 and time.monotonic() < deadline:
+                time.sleep(0.1)
+        restarts = kill_aggregator(lab)
+        out, err = running.communicate(timeout=RUN_TIMEOUT)
+    finally:
+        if running.poll() is None:
+            running.kill()
+            running.communicate()
+    assert running.returncode == 0, err
+    data = json.loads(out)
+    assert data["job_id"] == job_id and data["status"] == "succeeded"
+    assert_exact(data["result"], expected)
+    assert "trying again for up to" in err and "the aggregator answers again" in err
+    shards = stored_shards(lab, job_id)
+    assert len(shards) == len(set(shards)) == 1000
+    state_file = lab.lab.node_data_dir(AGGREGATOR_NODE) / "lepton-aggregator.supervisor.json"
+    assert json.loads(state_file.read_text(encoding="utf-8"))["restarts"] == restarts + 1
+    assert deployed.token not in out + err

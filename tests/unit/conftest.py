@@ -11,7 +11,7 @@ import pytest
 from flask import Flask
 from service_support import TOKEN, Worker
 
-from lepton_ops.services.aggregator import dispatcher_of
+from lepton_ops.services.aggregator import create_aggregator_app, dispatcher_of
 from lepton_ops.services.worker import create_worker_app
 
 
@@ -33,11 +33,15 @@ def token_file(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def make_worker(token_file: Path) -> Iterator[Callable[..., Worker]]:
+def make_worker(token_file: Path, tmp_path: Path) -> Iterator[Callable[..., Worker]]:
     workers: list[Worker] = []
 
     def make(**kwargs: Any) -> Worker:
-        worker = Worker(create_worker_app({"token_file": str(token_file)}), **kwargs)
+        # Each worker its own cancel directory (a real worker shares one between its
+        # processes; tests must not see each other's cancels).
+        cancel_dir = tmp_path / f"cancelled-{len(workers)}"
+        config = {"token_file": str(token_file), "cancel_dir": str(cancel_dir)}
+        worker = Worker(create_worker_app(config), **kwargs)
         workers.append(worker)
         return worker
 
@@ -53,3 +57,19 @@ def apps() -> Iterator[list[Flask]]:
     yield made
     for app in made:
         dispatcher_of(app).shutdown(timeout=10)
+
+
+@pytest.fixture
+def idle_app(token_file: Path, tmp_path: Path, apps: list[Flask]) -> Flask:
+    """An aggregator whose one worker is on a port nothing listens on: jobs are accepted
+    (and fail soon), validation is what is tested."""
+    app = create_aggregator_app(
+        {
+            "token_file": str(token_file),
+            "db_path": str(tmp_path / "jobs.db"),
+            "workers": [{"name": "n1", "url": "http://127.0.0.1:9", "weight": 1}],
+            "resume": False,
+        }
+    )
+    apps.append(app)
+    return app

@@ -19,6 +19,7 @@ from flask import Flask
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from lepton_ops.services.aggregator import create_aggregator_app
+from lepton_ops.services.openapi import openapi_path
 
 TOKEN = "aggregator-token-0123456789abcdef"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -120,3 +121,26 @@ def assert_exact_mean(result: dict[str, Any]) -> None:
     assert result["variance"] == pytest.approx(values.var(), rel=1e-12)
     assert result["min"] == values.min()
     assert result["max"] == values.max()
+
+
+def assert_openapi_covers(app: Flask, headers: dict[str, str] = AUTH) -> dict[str, Any]:
+    """Every route and method of ``app`` is in its OpenAPI document, and every operation
+    documents the errors any request can meet: 401 (all but /healthz) and 500."""
+    document = app.test_client().get("/openapi.json", headers=headers).json
+    assert document is not None and document["openapi"].startswith("3.0")
+    paths = document["paths"]
+    rules = list(app.url_map.iter_rules())
+    assert rules
+    for rule in rules:
+        path = openapi_path(rule.rule)
+        assert path in paths, f"{rule.rule} is not in the OpenAPI document"
+        for method in (rule.methods or set()) - {"HEAD", "OPTIONS"}:
+            assert method.lower() in paths[path], f"{method} {rule.rule} is not documented"
+    for path, operations in paths.items():
+        for method, operation in operations.items():
+            responses = operation["responses"]
+            assert "500" in responses, f"{method.upper()} {path} does not document 500"
+            if path != "/healthz":
+                assert "401" in responses, f"{method.upper()} {path} does not document 401"
+    assert paths["/healthz"]["get"]["security"] == []
+    return dict(paths)

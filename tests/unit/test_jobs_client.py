@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from lepton_ops.deploy.token import token_path
 from lepton_ops.errors import BadInput, OperationFailed
 from lepton_ops.jobs import client as jobs
 from lepton_ops.jobs.client import AGGREGATOR_URL_ENV, AggregatorClient
+from lepton_ops.jobs.run import wait_for_outcome
 
 MEAN = {"task_size": 100, "seed": 7}
 OUTCOME_KEYS = ["job_id", "status", "kind", "result", "per_node", "makespan_s"]
@@ -304,3 +306,149 @@ def test_ctrl_c_detaches_and_the_job_goes_on(
     monkeypatch.undo()  # the real follow again
     with AggregatorClient(url, TOKEN) as made:
         assert jobs.follow(made, job_id, poll_s=0.05)["status"] == "succeeded"
+
+
+def test_cli_cancel_stops_a_running_job(cli_state: Path) -> None:
+    url = os.environ[AGGREGATOR_URL_ENV]
+    with AggregatorClient(url, TOKEN) as made:
+        job_id = made.submit("sleep", {"task_ms": 10_000.0}, 6, shard_size=1)
+    cancelled = run_cli("job", "cancel", job_id, "--json", state_dir=cli_state)
+    assert cancelled.returncode == 0, cancelled.stderr
+    data = json.loads(cancelled.stdout)
+    assert data["job_id"] == job_id and data["status"] == "failed"
+    assert data["reason"] == "cancelled"
+    again = run_cli("job", "cancel", job_id, state_dir=cli_state)
+    assert again.returncode == 1
+    assert f"job {job_id} has already finished: it failed (cancelled)" in one_error_line(again)
+    missing = run_cli("job", "cancel", "nosuch", state_dir=cli_state)
+    assert missing.returncode == 2 and one_error_line(missing).endswith("no job nosuch")
+    for output in (cancelled, again, missing):
+        assert TOKEN not in output.stdout + output.stderr
+
+
+# --------------------------------------------------------------------------- restarts
+
+
+RESTARTED_RESULT = {"count": 3, "mean": 0.5}
+
+
+class RestartingAggregator:
+    """A fake aggregator on 127.0.0.1 that goes away (its port closed, as after a kill -9)
+    at its ``outage_at``-th status request, comes back on the same port ``down_s`` later,
+    and then reports the job succeeded."""
+
+    def __init__(self, outage_at: int = 3, down_s: float = 2.0) -> None:
+        self.outage_at = outage_at
+        self.down_s = down_s
+        self.polls = 0
+        self.came_back = threading.Event()
+        app = Flask("restarting")
+
+        @app.post("/v1/jobs")
+        def submit() -> tuple[Any, int]:
+            return {"job_id": "job-r", "status": "running"}, 202
+
+        @app.get("/v1/jobs/<job_id>")
+        def status(job_id: str) -> Any:
+            self.polls += 1
+            if self.polls == self.outage_at:
+                threading.Thread(target=self._restart, daemon=True).start()
+            done = self.came_back.is_set()
+            return {
+                "job_id": job_id,
+                "kind": "mean",
+                "status": "succeeded" if done else "running",
+                "progress": {"shards_done": 4 if done else 1, "shards_total": 4},
+                "per_node": {"node1": {"tasks": 3, "shards": 4, "seconds": 0.1}},
+                "makespan_s": 1.5 if done else None,
+                "reason": None,
+            }
+
+        @app.get("/v1/jobs/<job_id>/result")
+        def result(job_id: str) -> Any:
+            return {
+                "job_id": job_id,
+                "kind": "mean",
+                "status": "succeeded",
+                "result": RESTARTED_RESULT,
+            }
+
+        self.app = app
+        self.server = make_server("127.0.0.1", 0, app, threaded=True)
+        self.port = self.server.server_port
+        self.url = f"http://127.0.0.1:{self.port}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def _restart(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        time.sleep(self.down_s)
+        self.server = make_server("127.0.0.1", self.port, self.app, threaded=True)
+        self.came_back.set()
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.mark.parametrize("command", [["run", "--kind", "mean", "--tasks", "3"], ["watch", "job-r"]])
+def test_job_run_and_watch_outlive_an_aggregator_restart(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: list[str]
+) -> None:
+    fake = RestartingAggregator()
+    try:
+        monkeypatch.setenv(AGGREGATOR_URL_ENV, fake.url)
+        state = tmp_path / "state"
+        install_token(state)
+        began = time.monotonic()
+        done = run_cli("job", *command, "--json", state_dir=state)
+        assert done.returncode == 0, done.stderr
+        assert fake.came_back.is_set() and time.monotonic() - began >= fake.down_s
+        data = json.loads(done.stdout)
+        assert data["status"] == "succeeded" and data["result"] == RESTARTED_RESULT
+        assert "is not answering" in done.stderr and "trying again for up to" in done.stderr
+        assert "the aggregator answers again" in done.stderr
+    finally:
+        fake.stop()
+
+
+def test_following_gives_up_after_the_reconnect_bound() -> None:
+    server = Served(Flask("closed"))
+    server.stop()  # nothing listens there any more
+    now = [0.0]
+    slept: list[float] = []
+    retries: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        now[0] += seconds
+
+    with (
+        AggregatorClient(server.url, TOKEN, 2.0) as gone,
+        pytest.raises(OperationFailed, match="still not answering after 60 s of retrying"),
+    ):
+        jobs.follow(
+            gone,
+            "j",
+            sleep=sleep,
+            clock=lambda: now[0],
+            on_retry=lambda error, left: retries.append(left),
+        )
+    assert jobs.RECONNECT_S == 60.0
+    assert sum(slept) == pytest.approx(60.0)
+    assert slept[:4] == [0.25, 0.5, 1.0, 2.0] and max(slept) == 2.0
+    assert retries[0] == 60.0 and len(retries) == len(slept)
+
+
+def test_the_module_path_still_reports_a_lost_aggregator_at_once() -> None:
+    server = Served(Flask("closed"))
+    server.stop()
+    began = time.monotonic()
+    with (
+        AggregatorClient(server.url, TOKEN, 2.0) as gone,
+        pytest.raises(OperationFailed, match="is not answering") as caught,
+    ):
+        wait_for_outcome(gone, "j", timeout_s=30)
+    assert type(caught.value) is OperationFailed  # error_kind stays OperationFailed
+    assert time.monotonic() - began < 5

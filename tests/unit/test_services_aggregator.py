@@ -12,13 +12,19 @@ from typing import Any
 
 import pytest
 from flask import Flask
-from service_support import AUTH, TOKEN, Worker, aggregator, assert_exact_mean
+from service_support import (
+    AUTH,
+    TOKEN,
+    Worker,
+    aggregator,
+    assert_exact_mean,
+    assert_openapi_covers,
+)
 
 from lepton_ops.errors import BadInput, OperationFailed
-from lepton_ops.services.aggregator import create_aggregator_app, dispatcher_of
+from lepton_ops.services.aggregator import dispatcher_of
 from lepton_ops.services.aggregator_config import AggregatorConfig
 from lepton_ops.services.job_store import SCHEMA_VERSION, JobStatus, JobStore
-from lepton_ops.services.openapi import openapi_path
 
 MEAN_JOB = {"kind": "mean", "params": {"task_size": 100, "seed": 7}, "tasks": 200}
 
@@ -239,21 +245,6 @@ def test_restart_resumes_the_running_job(
 # --------------------------------------------------------------------------- API checks
 
 
-@pytest.fixture
-def idle_app(token_file: Path, tmp_path: Path, apps: list[Flask]) -> Flask:
-    # Workers on a port nothing listens on: jobs are accepted, validation is what we test.
-    app = create_aggregator_app(
-        {
-            "token_file": str(token_file),
-            "db_path": str(tmp_path / "jobs.db"),
-            "workers": [{"name": "n1", "url": "http://127.0.0.1:9", "weight": 1}],
-            "resume": False,
-        }
-    )
-    apps.append(app)
-    return app
-
-
 BAD_JOBS: list[tuple[object, str]] = [
     ([], "JSON object"),
     ({}, "kind is required"),
@@ -308,6 +299,8 @@ def test_aggregator_auth_readiness_and_openapi(idle_app: Flask) -> None:
     assert client.get("/healthz").status_code == 200
     assert client.get("/readyz", headers=AUTH).json["status"] == "ready"
     assert_openapi_covers(idle_app, AUTH)
+    paths = client.get("/openapi.json", headers=AUTH).json["paths"]
+    assert {"/v1/jobs", "/v1/jobs/{job_id}", "/v1/jobs/{job_id}/result"} <= set(paths)
 
 
 def test_empty_job_succeeds_at_once(idle_app: Flask) -> None:
@@ -334,16 +327,6 @@ def test_aggregator_config_is_checked(token_file: Path, tmp_path: Path) -> None:
         AggregatorConfig.from_mapping(
             {**base, "workers": [{"name": "a", "url": "http://127.0.0.1:1", "weight": -1}]}
         )
-
-
-def assert_openapi_covers(app: Flask, headers: dict[str, str]) -> None:
-    paths = app.test_client().get("/openapi.json", headers=headers).json["paths"]
-    for rule in app.url_map.iter_rules():
-        path = openapi_path(rule.rule)
-        assert path in paths, f"{rule.rule} is not in the OpenAPI document"
-        for method in (rule.methods or set()) - {"HEAD", "OPTIONS"}:
-            assert method.lower() in paths[path], f"{method} {rule.rule} is not documented"
-    assert {"/v1/jobs", "/v1/jobs/{job_id}", "/v1/jobs/{job_id}/result"} <= set(paths)
 
 
 # --------------------------------------------------------------------------- the store

@@ -16,7 +16,7 @@ import httpx
 import numpy as np
 import pytest
 from flask import Flask
-from service_support import AUTH, TOKEN, Worker, aggregator
+from service_support import AUTH, TOKEN, Worker, aggregator, assert_openapi_covers
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LinearRegression
 from sklearn.preprocessing import FunctionTransformer
@@ -27,7 +27,6 @@ from lepton_ops.services.aggregator import create_aggregator_app, dispatcher_of
 from lepton_ops.services.artifacts import ArtifactCache
 from lepton_ops.services.bodies import DEFAULT_MAX_CONTENT_LENGTH
 from lepton_ops.services.job_store import SCHEMA_VERSION, JobStore
-from lepton_ops.services.openapi import openapi_path
 from lepton_ops.services.worker import create_worker_app
 
 OCTET = {**AUTH, "Content-Type": "application/octet-stream"}
@@ -56,16 +55,6 @@ def put(app: Flask, data: bytes, digest: str | None = None, **query: str) -> Any
     return app.test_client().put(
         f"/v1/artifacts/{digest}", data=data, headers=OCTET, query_string=query
     )
-
-
-def assert_openapi_covers(app: Flask) -> dict[str, Any]:
-    paths: dict[str, Any] = app.test_client().get("/openapi.json", headers=AUTH).json["paths"]
-    for rule in app.url_map.iter_rules():
-        path = openapi_path(rule.rule)
-        assert path in paths, f"{rule.rule} is not in the OpenAPI document"
-        for method in (rule.methods or set()) - {"HEAD", "OPTIONS"}:
-            assert method.lower() in paths[path], f"{method} {rule.rule} is not documented"
-    return paths
 
 
 # --------------------------------------------------------------------------- the worker
@@ -265,19 +254,11 @@ def test_aggregator_stores_artifacts_once_by_content(idle: Flask, tmp_path: Path
 
 
 def test_artifacts_may_be_larger_than_the_json_body_limit(
-    token_file: Path, tmp_path: Path, apps: list[Flask]
+    idle_app: Flask, token_file: Path
 ) -> None:
     big = npy(RNG.normal(size=(40_000, 5)))  # 1.6 MB, over the 1 MiB limit of JSON bodies
     assert len(big) > DEFAULT_MAX_CONTENT_LENGTH
-    app = create_aggregator_app(
-        {
-            "token_file": str(token_file),
-            "db_path": str(tmp_path / "jobs.db"),
-            "workers": [{"name": "n1", "url": "http://127.0.0.1:9", "weight": 1}],
-            "resume": False,
-        }
-    )
-    apps.append(app)
+    app = idle_app
     assert put(app, big).status_code == 201
     too_big = app.test_client().post(
         "/v1/jobs",

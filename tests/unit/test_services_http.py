@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 from flask import Flask
+from service_support import assert_openapi_covers
 from werkzeug.serving import make_server
 
 from lepton_ops.errors import BadInput
@@ -216,25 +217,8 @@ def test_openapi_path_conversion() -> None:
     assert openapi_path("/v1/x/<int:n>/y") == "/v1/x/{n}/y"
 
 
-def assert_openapi_covers(app: Flask, headers: dict[str, str] = AUTH) -> None:
-    document = app.test_client().get("/openapi.json", headers=headers).json
-    assert document is not None and document["openapi"].startswith("3.0")
-    paths = document["paths"]
-    rules = [rule for rule in app.url_map.iter_rules()]
-    assert rules
-    for rule in rules:
-        path = openapi_path(rule.rule)
-        assert path in paths, f"{rule.rule} is not in the OpenAPI document"
-        for method in (rule.methods or set()) - {"HEAD", "OPTIONS"}:
-            assert method.lower() in paths[path], f"{method} {rule.rule} is not documented"
-    for path, operations in paths.items():
-        for operation in operations.values():
-            assert "responses" in operation, path
-    assert paths["/healthz"]["get"]["security"] == []
-
-
 def test_openapi_documents_every_worker_rule(app: Flask) -> None:
-    assert_openapi_covers(app)
+    assert_openapi_covers(app, AUTH)
 
 
 # --------------------------------------------------------------------------- logs

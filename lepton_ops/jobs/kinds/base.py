@@ -26,8 +26,11 @@ import functools
 import hashlib
 import math
 import re
+import threading
+import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
@@ -105,7 +108,17 @@ class Param:
         raise BadInput(f"{self.flag} must be {kind}, got {value!r}")
 
 
-TASKS = Param("tasks", "int", "How many tasks the job has (indices 0 to tasks - 1).", minimum=0)
+#: No job of any kind has more tasks than this.
+MAX_TASKS = 10**12
+#: A shard holds at most this many tasks, whatever its kind (kinds may allow fewer).
+MAX_SHARD_TASKS = 1_000_000
+TASKS = Param(
+    "tasks",
+    "int",
+    "How many tasks the job has (indices 0 to tasks - 1).",
+    minimum=0,
+    maximum=MAX_TASKS,
+)
 SEED = Param(
     "seed",
     "int",
@@ -113,6 +126,46 @@ SEED = Param(
     default=0,
     minimum=0,
 )
+
+
+class ShardCancelled(OperationFailed):
+    """The shard's job was cancelled while the shard ran: the kind stopped between tasks."""
+
+
+#: Asked between tasks while a shard runs: True once the shard's job is cancelled.
+CancelCheck = Callable[[], bool]
+_running = threading.local()
+
+
+@contextmanager
+def cancellable(check: CancelCheck | None) -> Iterator[None]:
+    """Run a shard (``kind.map``) in this thread with ``check`` asked at every
+    :func:`cancel_point` (None: the shard cannot be cancelled)."""
+    previous = getattr(_running, "check", None)
+    _running.check = check
+    try:
+        yield
+    finally:
+        _running.check = previous
+
+
+def cancel_point() -> None:
+    """ShardCancelled if the shard running in this thread was cancelled (kinds call it
+    between tasks; a kind that never calls it runs its shards to the end)."""
+    check: CancelCheck | None = getattr(_running, "check", None)
+    if check is not None and check():
+        raise ShardCancelled("the shard's job was cancelled")
+
+
+def cancellable_sleep(seconds: float, slice_s: float = 0.05) -> None:
+    """Sleep ``seconds`` (finite, at least 0), stopping early if the shard is cancelled."""
+    deadline = time.monotonic() + seconds
+    while True:
+        cancel_point()
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return
+        time.sleep(min(left, slice_s))
 
 
 #: Artifacts larger than this are refused (the CLI, and 413 from the services).
@@ -168,6 +221,32 @@ class JobKind(ABC):
     params: ClassVar[tuple[Param, ...]] = ()
     #: Named binary inputs every job of the kind needs (none for most kinds).
     artifacts: ClassVar[tuple[ArtifactSpec, ...]] = ()
+    #: The most tasks one shard of this kind may hold (see :meth:`shard_tasks_limit`).
+    max_shard_tasks: ClassVar[int] = MAX_SHARD_TASKS
+
+    # ------------------------------------------------------------------ bounded work
+
+    def shard_tasks_limit(self, params: Mapping[str, Any]) -> int:
+        """The most tasks one shard may hold with these (checked) parameters, at least 1.
+
+        A shard's work is bounded so that it ends within the aggregator's read timeout
+        and a worker's threads are never held for long: the aggregator plans no larger
+        shard, and a worker refuses one (400). Kinds whose tasks cost more with larger
+        parameters lower it (:meth:`_shard_tasks_limit`).
+        """
+        return max(1, min(self.max_shard_tasks, self._shard_tasks_limit(params)))
+
+    def _shard_tasks_limit(self, params: Mapping[str, Any]) -> int:
+        return self.max_shard_tasks
+
+    def check_shard(self, params: Mapping[str, Any], start: int, stop: int) -> None:
+        """BadInput unless a shard ``[start, stop)`` fits :meth:`shard_tasks_limit`."""
+        limit = self.shard_tasks_limit(params)
+        if stop - start > limit:
+            raise BadInput(
+                f"a {self.name} shard may hold at most {limit} tasks with these parameters, "
+                f"got {stop - start}: cut the job into smaller shards"
+            )
 
     # ------------------------------------------------------------------ parameters
 
@@ -263,10 +342,13 @@ class JobKind(ABC):
         *,
         speed: float = 1.0,
         artifacts: Mapping[str, Any] | None = None,
+        cancelled: CancelCheck | None = None,
     ) -> Partial:
         """The partial result over tasks ``[start, stop)``; ``speed`` is the worker's.
 
         ``artifacts`` are the kind's artifacts as :meth:`load_artifact` returned them.
+        The shard must fit :meth:`shard_tasks_limit` (BadInput otherwise). ``cancelled``
+        is asked between tasks: once it is True the shard stops with ShardCancelled.
         """
         checked = self.validate(params)
         loaded = dict(artifacts or {})
@@ -287,7 +369,9 @@ class JobKind(ABC):
             or speed <= 0
         ):
             raise BadInput(f"the worker speed must be a number greater than 0, got {speed!r}")
-        return self._map_artifacts(checked, start, stop, float(speed), loaded)
+        self.check_shard(checked, start, stop)
+        with cancellable(cancelled):
+            return self._map_artifacts(checked, start, stop, float(speed), loaded)
 
     def reduce(self, a: Mapping[str, Any], b: Mapping[str, Any]) -> Partial:
         """Two partial results merged into one (associative, commutative and exact)."""

@@ -20,11 +20,21 @@ import numpy as np
 import numpy.typing as npt
 
 from lepton_ops.errors import BadInput, OperationFailed
-from lepton_ops.jobs.kinds.base import SEED, JobKind, Param, Partial, exact_int, partial_fields
+from lepton_ops.jobs.kinds.base import (
+    SEED,
+    JobKind,
+    Param,
+    Partial,
+    cancel_point,
+    exact_int,
+    partial_fields,
+)
 
 #: numpy's random() floats are k / SCALE with k a whole number below SCALE.
 SCALE = 2**53
 MAX_TASK_SIZE = 1_000_000
+#: One shard draws at most this many numbers (a few seconds of work).
+MAX_SHARD_NUMBERS = 100_000_000
 _FIELDS = ("count", "sum_k", "sum_k2", "min_k", "max_k")
 #: The exact sums run over blocks this large: every int64 partial sum below stays < 2**63.
 _BLOCK = 2**20
@@ -46,6 +56,9 @@ class MeanKind(JobKind):
         ),
         SEED,
     )
+
+    def _shard_tasks_limit(self, params: Mapping[str, Any]) -> int:
+        return MAX_SHARD_NUMBERS // int(params["task_size"])
 
     def empty(self) -> Partial:
         return {"count": 0, "sum_k": "0", "sum_k2": "0", "min_k": None, "max_k": None}
@@ -80,6 +93,7 @@ class MeanKind(JobKind):
         block: list[npt.NDArray[np.int64]] = []
         held = 0
         for task in range(start, stop):
+            cancel_point()
             block.append(_draw_k(seed, task, size))
             held += size
             if held >= _BLOCK or task == stop - 1:

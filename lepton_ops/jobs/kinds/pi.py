@@ -15,9 +15,19 @@ from typing import Any
 import numpy as np
 
 from lepton_ops.errors import BadInput
-from lepton_ops.jobs.kinds.base import SEED, JobKind, Param, Partial, exact_int, partial_fields
+from lepton_ops.jobs.kinds.base import (
+    SEED,
+    JobKind,
+    Param,
+    Partial,
+    cancel_point,
+    exact_int,
+    partial_fields,
+)
 
 MAX_TASK_SIZE = 1_000_000
+#: One shard draws at most this many points (a few seconds of work).
+MAX_SHARD_POINTS = 100_000_000
 
 
 class PiKind(JobKind):
@@ -35,6 +45,9 @@ class PiKind(JobKind):
         SEED,
     )
 
+    def _shard_tasks_limit(self, params: Mapping[str, Any]) -> int:
+        return MAX_SHARD_POINTS // int(params["task_size"])
+
     def empty(self) -> Partial:
         return {"inside": 0, "total": 0}
 
@@ -51,6 +64,7 @@ class PiKind(JobKind):
         size = params["task_size"]
         inside = 0
         for task in range(start, stop):
+            cancel_point()
             points = np.random.default_rng([seed, task]).random((size, 2))
             x, y = points[:, 0], points[:, 1]
             inside += int(np.count_nonzero(x * x + y * y <= 1.0))

@@ -41,6 +41,7 @@ from lepton_ops.jobs.kinds.base import (
     Dyadic,
     JobKind,
     Partial,
+    cancel_point,
     dyadic_add,
     dyadic_from_json,
     dyadic_ratio,
@@ -381,6 +382,7 @@ def _unpack(artifacts: Mapping[str, Any]) -> tuple[ScoringModel, Rows]:
 def _blocks(rows: Rows, start: int, stop: int) -> Iterator[tuple[int, Rows, slice]]:
     """The aligned blocks that cover ``[start, stop)``: (first row, block, rows to keep)."""
     for first in range(start - start % BLOCK_ROWS, stop, BLOCK_ROWS):
+        cancel_point()
         block = rows[first : first + BLOCK_ROWS]
         keep = slice(max(start, first) - first, min(stop, first + BLOCK_ROWS) - first)
         yield first, block, keep

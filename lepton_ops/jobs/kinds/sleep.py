@@ -2,8 +2,10 @@
 
 Each task costs ``task_ms`` milliseconds divided by the worker's speed factor (given to
 ``map``: a node twice as fast sleeps half as long), so a weighted plan should finish
-every node at once. A shard sleeps once, for all its tasks. The partial result counts
-tasks and the nanoseconds actually slept, both whole numbers, so merging is exact.
+every node at once. A shard sleeps once, for all its tasks (waking early if its job is
+cancelled), and sleeps at most :data:`MAX_SHARD_SLEEP_MS` at speed 1: the aggregator
+plans no longer shard and a worker refuses one. The partial result counts tasks and the
+nanoseconds actually slept, both whole numbers, so merging is exact.
 """
 
 from __future__ import annotations
@@ -12,9 +14,19 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from lepton_ops.jobs.kinds.base import JobKind, Param, Partial, exact_int, partial_fields
+from lepton_ops.jobs.kinds.base import (
+    JobKind,
+    Param,
+    Partial,
+    cancellable_sleep,
+    exact_int,
+    partial_fields,
+)
 
-MAX_TASK_MS = 3_600_000.0
+#: One shard sleeps at most this long at speed 1 (within the aggregator's first read
+#: timeout, 60 s, on a node of speed 0.5), so one task may not take longer either.
+MAX_SHARD_SLEEP_MS = 30_000
+MAX_TASK_MS = float(MAX_SHARD_SLEEP_MS)
 
 
 class SleepKind(JobKind):
@@ -31,6 +43,10 @@ class SleepKind(JobKind):
         ),
     )
 
+    def _shard_tasks_limit(self, params: Mapping[str, Any]) -> int:
+        task_ms = float(params["task_ms"])
+        return self.max_shard_tasks if task_ms <= 0 else int(MAX_SHARD_SLEEP_MS // task_ms)
+
     def empty(self) -> Partial:
         return {"tasks": 0, "slept_ns": 0}
 
@@ -46,7 +62,7 @@ class SleepKind(JobKind):
         seconds = tasks * params["task_ms"] / 1000.0 / speed
         began = time.perf_counter_ns()
         if seconds > 0:
-            time.sleep(seconds)
+            cancellable_sleep(seconds)
         slept = time.perf_counter_ns() - began if tasks else 0
         return {"tasks": tasks, "slept_ns": slept}
 
