@@ -6,6 +6,8 @@ from collections.abc import Callable
 from functools import partial
 from typing import Annotated, TypeVar
 
+import typer
+
 from lepton_ops.cli.options import CheckOpt, LimitOpt, require_inventory, with_settings
 from lepton_ops.cli.playbook_output import finish_playbook
 from lepton_ops.cli.render import console
