@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated, TextIO
 import typer
 from rich.table import Table
 
-from lepton_ops.cli import model_train
+from lepton_ops.cli import model_benchmark, model_train
 from lepton_ops.cli.options import with_settings
 from lepton_ops.cli.render import console, print_json
 from lepton_ops.errors import BadInput
@@ -154,3 +154,5 @@ def score_csv_command(
 
 # train, evaluate, show: the failure predictor's own model (lepton_ops/cli/model_train.py)
 model_train.register(app)
+# benchmark: the anomaly detector on a labelled corpus (lepton_ops/cli/model_benchmark.py)
+model_benchmark.register(app)
