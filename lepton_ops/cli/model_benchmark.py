@@ -3,6 +3,8 @@ corpus, scored with the windowed rules of streaming anomaly benchmarks."""
 
 from __future__ import annotations
 
+import json
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -11,6 +13,7 @@ from rich.table import Table
 
 from lepton_ops.cli.options import with_settings
 from lepton_ops.cli.render import console, print_json
+from lepton_ops.errors import BadInput, OperationFailed
 from lepton_ops.settings import Settings
 
 _BENCHMARK_HELP = """Score the anomaly detector and its baselines on a labelled corpus.
@@ -27,8 +30,19 @@ previous scorer, a windowed Gaussian, random, never.
 """
 
 
+_EXPORT_HELP = """Write the stored telemetry as a labelled corpus for 'model benchmark'.
+
+One CSV per node, metric and labels (the metrics a chaos fault shows in:
+service memory, disk use, CPU, health, latency, reachability), and
+DIR/labels.json with each fault's window (start to end) on the series of
+its node that show that kind of fault; the other series have no window.
+Run it after 'lepton-ops chaos campaign'.
+"""
+
+
 def register(app: typer.Typer) -> None:
     app.command("benchmark", help=_BENCHMARK_HELP)(benchmark_command)
+    app.command("export-corpus", help=_EXPORT_HELP)(export_corpus_command)
 
 
 @with_settings
@@ -90,6 +104,44 @@ def benchmark_command(
             f"{entry['seconds']:.2f}",
         )
     console.print(scores)
+
+
+@with_settings
+def export_corpus_command(
+    cfg: Settings,
+    directory: Annotated[
+        Path, typer.Argument(help="Where to write it.", show_default=False, metavar="DIR")
+    ],
+    since: Annotated[str, typer.Option("--since", help="Telemetry this recent: 2h, 1d...")] = "24h",
+    campaign: Annotated[
+        str | None,
+        typer.Option("--campaign", help="Only this chaos campaign's faults.", show_default=False),
+    ] = None,
+) -> None:
+    from lepton_ops.cli.model_train import open_store
+    from lepton_ops.detect.corpus import write_corpus
+    from lepton_ops.detect.telemetry_corpus import MIN_POINTS, describe, export_corpus
+    from lepton_ops.telemetry import parse_duration
+
+    start = time.time() - parse_duration(since)
+    with open_store(cfg.state_dir) as store:
+        series = export_corpus(store, since=start, campaign=campaign)
+    if not series:
+        raise OperationFailed(f"no series with {MIN_POINTS} points or more since {since} ago")
+    target = directory.expanduser()
+    if target.exists() and not target.is_dir():
+        raise BadInput(f"{directory} exists and is not a directory")
+    target.mkdir(parents=True, exist_ok=True)
+    labels = write_corpus(target, series)
+    summary = json.loads(describe(series))
+    if cfg.json:
+        print_json({**summary, "labels": str(labels)})
+        return
+    console.print(
+        f"{summary['series']} series ({summary['without_anomaly']} without anomaly), "
+        f"{summary['windows']} fault windows, {summary['rows']} rows: {labels}",
+        highlight=False,
+    )
 
 
 def _points(value: float | None) -> str:

@@ -122,7 +122,8 @@ def write_corpus(
     from datetime import UTC, datetime
 
     def iso(ts: float) -> str:
-        return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S")
+        moment = datetime.fromtimestamp(ts, UTC).replace(tzinfo=None)
+        return moment.isoformat(sep=" ", timespec="seconds" if ts == int(ts) else "microseconds")
 
     labels: dict[str, list[list[str]]] = {}
     for item in series:
