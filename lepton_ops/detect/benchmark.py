@@ -31,8 +31,15 @@ from lepton_ops.detect.scoring import (
 Detector = Callable[[str, FloatArray, FloatArray], FloatArray]
 
 
+def _streaming_detector(name: str, timestamps: FloatArray, values: FloatArray) -> FloatArray:
+    from lepton_ops.detect.detector import detect
+
+    return detect(timestamps, values)
+
+
 #: The detectors of a benchmark run: the project's detector first, then the baselines.
 DETECTORS: dict[str, Detector] = {
+    "detector": _streaming_detector,
     "previous": baselines.previous,
     "windowed_gaussian": baselines.windowed_gaussian,
     "random": baselines.random,
