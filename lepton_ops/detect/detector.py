@@ -298,7 +298,7 @@ class StreamingDetector:
         else:
             p = self._calibration.probabilities(stats)
             combined = np.minimum(1.0, _K * p.min(axis=1))
-            surprise = np.minimum(1.0, -np.log10(combined) / o.decades)
+            surprise = np.minimum(1.0, -np.log10(np.maximum(combined, 1e-300)) / o.decades)
         surprise[np.arange(first, first + x.size) < o.warmup] = 0.0
         self.surprises.extend(surprise.tolist())
         return self._alarms(surprise)
