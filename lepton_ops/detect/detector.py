@@ -17,11 +17,13 @@ How a row is scored
      dozen rows, so a shift that becomes the new normal stops being news (relearning);
    - ``shift``: the exponentially weighted mean of the signed ``level`` z-scores: a small
      persistent shift that no single row shows;
-   - ``context``: the surprisal ``-log P(q_t | q_t-2, q_t-1)`` of the value's quantile
-     bin given the two before it, from counts of what followed each such pair so far (the
-     *contextual* novelty of CAD OSE, and of HTM's sequence memory, as an order-2 Markov
-     chain over 8 bins of the series' recent range, plus two for "below" and "above" it):
-     a value normal for the series but not after what came before;
+   - ``context``: the surprisal ``-log P(q_t | q_t-2, q_t-1)`` of the value's bin given
+     the two before it, from counts of what followed each such pair (the *contextual*
+     novelty of CAD OSE, and of HTM's sequence memory, as an order-2 Markov chain over 8
+     bins of the series' recent range, plus two for "below" and "above" it), averaged
+     over about 4 rows: a pattern that changed, with values still in range. The counts
+     forget at the pace of the calibration window, so a surprisal means the same late
+     in a long series as early on;
    - ``noisier`` and ``calmer``: the log ratio of the recent mean absolute change to the
      usual one, each way: noise that grows, and a series that freezes (a stuck sensor).
 
@@ -77,6 +79,9 @@ _TAIL_MIN_ROWS = 5
 #: Quantile bins of the context statistic (plus "below" and "above").
 _BINS = 8
 _SYMBOLS = _BINS + 2
+#: The context statistic averages the surprisals of about this many rows: one odd
+#: transition is noise, a run of them a pattern that changed.
+_CONTEXT_ROWS = 4.0
 #: Additive smoothing of the context counts.
 _SMOOTHING = 0.5
 #: Clip of the errors that update the scales, in scales: one outlier raises a scale by a
@@ -227,6 +232,8 @@ class StreamingDetector:
         self._triples = np.zeros((_SYMBOLS, _SYMBOLS, _SYMBOLS))
         self._low = math.nan
         self._high = math.nan
+        self._weight = 1.0  # the weight of the next context count (see _statistics)
+        self._novelty = 0.0
         keep = o.calibration_window
         self._stats = np.full((keep, _K), np.nan)  # ring of the last statistics
         self._xs = np.full(keep, np.nan)  # and values
@@ -275,6 +282,9 @@ class StreamingDetector:
 
     def _refit(self) -> None:
         o = self.options
+        self._pairs /= self._weight
+        self._triples /= self._weight
+        self._weight = 1.0
         seen = min(self._valid, o.calibration_window)
         usable = max(0, min(seen, self._valid - _BURN_IN))
         if usable < 16:
@@ -342,6 +352,13 @@ class StreamingDetector:
         pairs, triples = self._pairs, self._triples
         low, high = self._low, self._high
         width = (high - low) / _BINS if high > low else 0.0
+        # Counts forget at the calibration window's pace: each new count weighs ``growth``
+        # times the one before (rescaled at each refit), so the surprisal of a transition
+        # means the same after 10,000 rows as after 2,000.
+        weight = self._weight
+        novelty = self._novelty
+        a_context = 1.0 / _CONTEXT_ROWS
+        growth = 1.0 / (1.0 - 1.0 / o.calibration_window)
         valid = self._valid
         log = math.log
         sqrt = math.sqrt
@@ -387,9 +404,12 @@ class StreamingDetector:
             if q1 >= 0 and low == low:
                 seen = triples[q1, q2, q]
                 total = pairs[q1, q2]
-                row[3] = -log((seen + _SMOOTHING) / (total + _SMOOTHING * _SYMBOLS))
-                triples[q1, q2, q] = seen + 1.0
-                pairs[q1, q2] = total + 1.0
+                prior = _SMOOTHING * weight
+                novelty += a_context * (-log((seen + prior) / (total + prior * _SYMBOLS)) - novelty)
+                row[3] = novelty
+                triples[q1, q2, q] = seen + weight
+                pairs[q1, q2] = total + weight
+                weight *= growth
             if low == low:
                 q1, q2 = q2, q
             # Learn from this row (Huber-clipped, so an outlier moves little).
@@ -406,4 +426,6 @@ class StreamingDetector:
         self._level, self._jump_scale, self._level_scale = level, jump_scale, level_scale
         self._shift, self._recent_change = shift, recent
         self._q1, self._q2 = q1, q2
+        self._weight = weight
+        self._novelty = novelty
         return np.asarray(rows, dtype=np.float64)
