@@ -25,7 +25,12 @@ How a row is scored
      forget at the pace of the calibration window, so a surprisal means the same late
      in a long series as early on;
    - ``noisier`` and ``calmer``: the log ratio of the recent mean absolute change to the
-     usual one, each way: noise that grows, and a series that freezes (a stuck sensor).
+     usual one, each way: noise that grows, and a series that freezes (a stuck sensor);
+   - ``daily``: the row's distance to the level against the same distance at the same
+     moment a day before (the median of 3 rows there), over its usual size: a value
+     wrong for the time of day (a missing peak, a holiday). Comparing distances to the
+     level, not values, makes a level shift old news a day later. Active once the usual
+     step between rows puts a day within the last 2,048 rows.
 
 2. **Calibration** (the *anomaly likelihood* of HTM, made robust): each statistic becomes
    a tail probability against its *own* last ``calibration_window`` values - the share of
@@ -70,10 +75,15 @@ import numpy.typing as npt
 
 FloatArray = npt.NDArray[np.float64]
 
-STATISTICS: tuple[str, ...] = ("jump", "level", "shift", "context", "noisier", "calmer")
+STATISTICS: tuple[str, ...] = (
+    "jump", "level", "shift", "context", "noisier", "calmer", "daily",
+)  # fmt: skip
 _K = len(STATISTICS)
 #: The prior scale of each statistic's exponential tail (z units, nats, log ratios).
-_TAIL_PRIOR = np.array([1.0, 1.0, 0.5, 1.0, 0.5, 0.5])
+_TAIL_PRIOR = np.array([1.0, 1.0, 0.5, 1.0, 0.5, 0.5, 1.0])
+#: The seasonal period of the ``daily`` statistic, and the longest, in rows, it looks back.
+_DAY_S = 86_400.0
+_SEASON_ROWS = 2048
 _TAIL_PRIOR_ROWS = 5.0
 _TAIL_MIN_ROWS = 5
 #: Quantile bins of the context statistic (plus "below" and "above").
@@ -226,6 +236,9 @@ class StreamingDetector:
         self._level_scale = 0.0
         self._shift = 0.0
         self._recent_change = 0.0
+        self._deviations = [math.nan] * _SEASON_ROWS  # ring: each row's distance to the level
+        self._daily_scale = 0.0
+        self._period = 0  # rows in a day (0: unknown, or too long to look back)
         self._q1 = -1  # the two previous bins (-1: none yet)
         self._q2 = -1
         self._pairs = np.zeros((_SYMBOLS, _SYMBOLS))
@@ -293,6 +306,8 @@ class StreamingDetector:
         self._calibration = _Calibration.fit(self._stats[order], o.tail_share)
         values = self._xs[(np.arange(self._valid - seen, self._valid)) % o.calibration_window]
         self._low, self._high = (float(v) for v in np.quantile(values, _RANGE_QUANTILES))
+        period = round(_DAY_S / self._gap) if self._gap > 0 else 0
+        self._period = period if 8 <= period <= _SEASON_ROWS - 2 else 0
 
     def _score_chunk(self, t: FloatArray, x: FloatArray) -> FloatArray:
         o = self.options
@@ -348,6 +363,7 @@ class StreamingDetector:
         prev_x, prev_t, gap = self._prev_x, self._prev_t, self._gap
         level, jump_scale, level_scale = self._level, self._jump_scale, self._level_scale
         shift, recent = self._shift, self._recent_change
+        deviations, daily_scale, period = self._deviations, self._daily_scale, self._period
         q1, q2 = self._q1, self._q2
         pairs, triples = self._pairs, self._triples
         low, high = self._low, self._high
@@ -392,6 +408,22 @@ class StreamingDetector:
                 ratio = log((recent + 0.1 * usual) / (1.1 * usual))
                 row[4] = ratio
                 row[5] = -ratio
+            # This row's distance to the level against the same moment a day before (so a
+            # level shift is old news a day later): a value wrong for the time of day.
+            if period and n > period + 1:
+                back = n - period
+                a = deviations[(back - 1) % _SEASON_ROWS]
+                b = deviations[back % _SEASON_ROWS]
+                c = deviations[(back + 1) % _SEASON_ROWS]
+                same_time = a + b + c - max(a, b, c) - min(a, b, c)  # their median
+                seasonal = abs(error - same_time)
+                if daily_scale > 0:
+                    row[6] = seasonal / max(daily_scale, floor)
+                    limit = _CLIP * daily_scale
+                    daily_scale += a_scale * (min(seasonal, limit) - daily_scale)
+                elif seasonal == seasonal:
+                    daily_scale = seasonal
+            deviations[n % _SEASON_ROWS] = error
             # The context: this row's bin after the previous two.
             if xi < low:
                 q = 0
@@ -425,6 +457,7 @@ class StreamingDetector:
         self._prev_x, self._prev_t, self._gap = prev_x, prev_t, gap
         self._level, self._jump_scale, self._level_scale = level, jump_scale, level_scale
         self._shift, self._recent_change = shift, recent
+        self._daily_scale = daily_scale
         self._q1, self._q2 = q1, q2
         self._weight = weight
         self._novelty = novelty
