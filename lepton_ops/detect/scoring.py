@@ -136,7 +136,8 @@ def _weigh_outside(
 
 
 def _sigmoid(position: FloatArray) -> FloatArray:
-    return np.asarray(2.0 / (1.0 + np.exp(5.0 * position)) - 1.0, dtype=np.float64)
+    exponent = np.minimum(5.0 * position, 50.0)  # beyond: -1 (and no overflow)
+    return np.asarray(2.0 / (1.0 + np.exp(exponent)) - 1.0, dtype=np.float64)
 
 
 @dataclass(frozen=True)

@@ -2,15 +2,17 @@
 with the anomaly windows of the chaos faults injected on that node.
 
 A fault is an anomaly only for the series that can show it (:data:`FAULT_SIGNALS`: a
-memory leak in a service's memory, a full disk in the disk's use, ...); a series of a
-node without such a fault is a no-anomaly control. Its window runs from the fault's
+memory leak in a service's memory, a full disk in the disk's use, ...; a partitioned node
+has no data while it lasts, so its partition is labelled on the other nodes' connections to
+it too); a series without such a fault is a no-anomaly control. Its window runs from the fault's
 start to the moment it ended (or failed, if it has not ended), and at least
 :data:`MIN_WINDOW_S`. The other metrics (configuration constants, counters) are left out.
 
 ``lepton-ops model export-corpus DIR --since 2h`` writes it; ``lepton-ops model benchmark
 DIR`` scores it. In a one-machine lab the host's own numbers (CPU, memory) are the same
 for every node, so a CPU hog on one node shows on all of them: ``cpuhog`` is labelled on
-its own node only, and the same rise elsewhere counts as false positives.
+its own node only, and the same rise elsewhere counts as false positives. Disk series of
+``/`` and of directories on it (the same numbers) are host-wide and left out.
 """
 
 from __future__ import annotations
@@ -43,6 +45,8 @@ FAULT_SIGNALS: dict[str, frozenset[str]] = {
 }
 #: The metrics exported: those some fault shows in.
 METRICS = frozenset().union(*FAULT_SIGNALS.values())
+#: The root file system: every node's in a one-machine lab.
+ROOT_PATH = "/"
 #: The shortest window, seconds (a kill is over in a second).
 MIN_WINDOW_S = 30.0
 #: Series with fewer points are left out.
@@ -55,11 +59,35 @@ def fault_window(fault: FaultRecord, last_ts: float) -> tuple[float, float]:
     return fault.started_at, max(end, fault.started_at + MIN_WINDOW_S)
 
 
+def shows(fault: FaultRecord, series: Series) -> bool:
+    """Whether ``series`` can show ``fault``: a series of the fault's node whose metric the
+    fault shows in, or (a partition) another node's connections to the partitioned one."""
+    if series.metric not in FAULT_SIGNALS[fault.fault]:
+        return False
+    if series.node == fault.node:
+        return True
+    return fault.fault == "partition" and series.labels.get("target") == fault.node
+
+
+def _on_root(series: Series, root: dict[float, float] | None) -> bool:
+    """A disk series of ``/`` or of a directory on it (the same numbers): host-wide, not the
+    node's own disk (a lab's nodes share the host's root file system)."""
+    path = series.labels.get("path")
+    if path is None:
+        return False
+    if path == ROOT_PATH:
+        return True
+    if not root:
+        return False
+    common = [(value, root[ts]) for ts, value in series.points if ts in root]
+    return bool(common) and sum(a == b for a, b in common) >= 0.9 * len(common)
+
+
 def series_name(series: Series) -> str:
-    """``node/metric[,key=value...].csv``, safe as a relative path."""
-    labels = ",".join(f"{key}={value}" for key, value in sorted(series.labels.items()))
-    stem = series.metric + (f",{labels}" if labels else "")
-    clean = re.sub(r"[^A-Za-z0-9_.,=-]+", "_", stem)
+    """``node/metric--key=value--....csv``, safe as a relative path."""
+    labels = "--".join(f"{key}={value}" for key, value in sorted(series.labels.items()))
+    stem = series.metric + (f"--{labels}" if labels else "")
+    clean = re.sub(r"[^A-Za-z0-9_.=-]+", "_", stem)
     node = re.sub(r"[^A-Za-z0-9_.-]+", "_", series.node)
     return f"{node}/{clean}.csv"
 
@@ -78,8 +106,10 @@ def export_corpus(
     ]
     found = []
     for metric in sorted(METRICS):
-        for series in store.series(metric=metric, since=since, until=until):
-            if len(series.points) < MIN_POINTS:
+        listed = store.series(metric=metric, since=since, until=until)
+        roots = {s.node: dict(s.points) for s in listed if s.labels.get("path") == ROOT_PATH}
+        for series in listed:
+            if len(series.points) < MIN_POINTS or _on_root(series, roots.get(series.node)):
                 continue
             stamps = np.array([p[0] for p in series.points], dtype=np.float64)
             values = np.array([p[1] for p in series.points], dtype=np.float64)
@@ -88,9 +118,7 @@ def export_corpus(
                 sorted(
                     fault_window(f, last)
                     for f in faults
-                    if f.node == series.node
-                    and series.metric in FAULT_SIGNALS[f.fault]
-                    and f.started_at <= last
+                    if shows(f, series) and f.started_at <= last
                 )
             )
             found.append(LabelledSeries(series_name(series), stamps, values, windows))
