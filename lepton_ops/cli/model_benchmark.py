@@ -19,7 +19,7 @@ from lepton_ops.settings import Settings
 _BENCHMARK_HELP = """Score the anomaly detector and its baselines on a labelled corpus.
 
 DIR holds timestamp,value CSVs; the labels (default DIR/labels.json) map each
-file's path relative to DIR to its anomaly windows, [[start, end], ...].
+file's path relative to DIR to its anomaly windows, a list of start, end pairs.
 Rules: the first 15 % of each file is probation; a window's earliest
 detection earns up to 1 (less the later it comes), a missed window costs
 A_FN, each detection outside the windows costs up to A_FP (profiles:
