@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -16,6 +16,10 @@ from lepton_ops.cli.render import console, print_json
 from lepton_ops.errors import BadInput, OperationFailed
 from lepton_ops.settings import Settings
 from lepton_ops.telemetry import format_duration
+
+if TYPE_CHECKING:
+    from lepton_ops.detect.fleet import SeriesAlarm
+    from lepton_ops.predict.predictor import NodePrediction
 
 
 @with_settings
@@ -39,15 +43,20 @@ def predict_command(
     the anomaly score decides), the anomaly score, the horizon, whether it is at risk (at or
     above the model's threshold, or --threshold), the three features that raised the risk
     most, and how old the telemetry is. Stale telemetry (older than three windows) gives no
-    probability: the node is flagged instead. Run 'lepton-ops model train' first.
+    probability: the node is flagged instead.
+
+    The anomaly score is the streaming detector's: the loudest alarm, in the last window, of
+    the node's watched series (service memory, disk, CPU, health, latency, reachability),
+    which are named. Without a model ('lepton-ops model train'), or with one trained without
+    failures, it alone decides, against one fleet threshold (0.8 unless --threshold).
     """
-    from lepton_ops.predict.model_store import load_current, version_warning
-    from lepton_ops.predict.predictor import predict_fleet
+    from lepton_ops.predict.model_store import has_current, load_current, version_warning
+    from lepton_ops.predict.predictor import detect_fleet, predict_fleet
 
     if threshold is not None and not 0.0 <= threshold <= 1.0:
         raise BadInput(f"--threshold must be between 0 and 1, got {threshold:g}")
-    saved = load_current(cfg.state_dir)
-    predictor = saved.predictor
+    saved = load_current(cfg.state_dir) if has_current(cfg.state_dir) else None
+    predictor = None if saved is None else saved.predictor
     now = time.time()
     with open_store(cfg.state_dir) as store:
         known = store.nodes()
@@ -60,15 +69,20 @@ def predict_command(
             raise BadInput(
                 f"no telemetry for node {node!r} (nodes in the store: {', '.join(known)})"
             )
-        predictions = predict_fleet(
-            store, predictor, now, nodes=None if node is None else [node], threshold=threshold
-        )
-    warning = version_warning(predictor.info)
-    if warning:
-        _warn(warning)
+        chosen = None if node is None else [node]
+        if predictor is None:
+            predictions = detect_fleet(store, now, nodes=chosen, threshold=threshold)
+        else:
+            predictions = predict_fleet(store, predictor, now, nodes=chosen, threshold=threshold)
     stale = [p.node for p in predictions if p.stale]
     if stale:
         _warn(f"stale telemetry (no probability) for {', '.join(stale)}: is collection running?")
+    if predictor is None or saved is None:
+        _show_detector(predictions, now, cfg.json)
+        return
+    warning = version_warning(predictor.info)
+    if warning:
+        _warn(warning)
     if cfg.json:
         print_json(
             {
@@ -108,9 +122,13 @@ def predict_command(
                 "failing now" if p.failing_now else "no", style="red" if p.failing_now else "green"
             )
         features = "\n".join(
-            f"{c.feature} {'-' if c.value is None else f'{c.value:.4g}'} (+{c.contribution:.2f})"
-            for c in p.top_features
-            if c.contribution >= noticeable
+            [
+                f"{c.feature} {'-' if c.value is None else f'{c.value:.4g}'} "
+                f"(+{c.contribution:.2f})"
+                for c in p.top_features
+                if c.contribution >= noticeable
+            ]
+            + [_alarm_text(alarm) for alarm in p.anomaly_series]
         )
         table.add_row(
             p.node,
@@ -120,6 +138,56 @@ def predict_command(
             verdict,
             "-" if p.data_age_s is None else f"{p.data_age_s:.0f}s",
             "-" if p.stale else features or Text("nothing stands out", style="dim"),
+        )
+    console.print(table)
+
+
+def _alarm_text(alarm: SeriesAlarm) -> str:
+    return f"{alarm.series} {alarm.value:.4g} (alarm {alarm.score:.2f})"
+
+
+def _show_detector(predictions: list[NodePrediction], now: float, json_output: bool) -> None:
+    """Without a model: each node's detector alarms."""
+    from lepton_ops.detect.fleet import FLEET_THRESHOLD, RECENT_S
+
+    limit = predictions[0].threshold if predictions else FLEET_THRESHOLD
+    if json_output:
+        print_json(
+            {
+                "model": None,
+                "mode": "detector",
+                "horizon_s": RECENT_S,
+                "threshold": round(limit, 4),
+                "now": now,
+                "nodes": [p.to_dict() for p in predictions],
+            }
+        )
+        return
+    table = Table(
+        title=f"anomaly alarms in the last {format_duration(RECENT_S)} (no model: at risk "
+        f"at an alarm >= {limit:.2f})",
+        title_justify="left",
+    )
+    for column in ("node", "anomaly", "at risk", "data age"):
+        table.add_column(column, justify="left" if column == "node" else "right", no_wrap=True)
+    table.add_column("alarming series: value (alarm)", overflow="fold", ratio=1)
+    for p in predictions:
+        if p.stale:
+            verdict = Text("stale", style="yellow")
+        elif p.at_risk or p.failing_now:
+            verdict = Text(
+                ("YES" if p.at_risk else "") + (", failing" if p.failing_now else ""),
+                style="bold red",
+            )
+        else:
+            verdict = Text("no", style="green")
+        table.add_row(
+            p.node,
+            "-" if p.anomaly_score is None else f"{p.anomaly_score:.2f}",
+            verdict,
+            "-" if p.data_age_s is None else f"{p.data_age_s:.0f}s",
+            "\n".join(_alarm_text(alarm) for alarm in p.anomaly_series)
+            or Text("nothing stands out", style="dim"),
         )
     console.print(table)
 

@@ -1,7 +1,13 @@
 """Applying a trained model to the fleet now: one :class:`NodePrediction` per node.
 
 Each node is judged on its latest sample (its features from the window before it, as in
-training). The prediction says how old that sample is: data older than
+training). Its *anomaly score* is the streaming detector's (:mod:`~lepton_ops.detect.fleet`):
+the loudest recent alarm of the node's watched series, with those series named. A model
+trained without failures (anomaly only) and a fleet with no model at all are judged on
+that score alone, against the detector's fleet threshold
+(:data:`~lepton_ops.detect.fleet.FLEET_THRESHOLD`).
+
+The prediction says how old the judged sample is: data older than
 ``stale_after_s`` (default three windows) is *stale* - a probability about the next
 ``horizon`` computed from minutes-old telemetry would be a guess, so none is given and
 the node is flagged instead. A node whose latest sample already shows it down
@@ -17,9 +23,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from lepton_ops.detect.fleet import FLEET_THRESHOLD, RECENT_S, NodeAlarms, SeriesAlarm, node_alarms
 from lepton_ops.errors import OperationFailed
 from lepton_ops.predict.features import featurize
-from lepton_ops.predict.frames import read_frames
+from lepton_ops.predict.frames import HEALTHY, REACHABLE, read_frames
 from lepton_ops.predict.model import Contribution, Predictor
 from lepton_ops.telemetry.store import TelemetryStore, store_path
 
@@ -43,6 +50,13 @@ class NodePrediction:
     data_age_s: float | None
     stale: bool
     failing_now: bool
+    #: the watched series whose recent alarms make the anomaly score, loudest first
+    anomaly_series: tuple[SeriesAlarm, ...] = ()
+
+    @property
+    def risk(self) -> float | None:
+        """What ``threshold`` is compared with: the probability, else the anomaly score."""
+        return self.anomaly_score if self.probability is None else self.probability
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -57,6 +71,7 @@ class NodePrediction:
             "data_age_s": _round(self.data_age_s, 1),
             "stale": self.stale,
             "failing_now": self.failing_now,
+            "anomaly_series": [alarm.to_dict() for alarm in self.anomaly_series],
         }
 
 
@@ -69,39 +84,34 @@ def predict_fleet(
     threshold: float | None = None,
     stale_after_s: float | None = None,
 ) -> list[NodePrediction]:
-    """A prediction for each node of the store (or of ``nodes``), from data up to ``now``."""
+    """A prediction for each node of the store (or of ``nodes``), from data up to ``now``.
+
+    With a classifier, ``threshold`` (default the model's) applies to the probability; an
+    anomaly-only model is judged on the detector's score against ``threshold`` (default
+    :data:`~lepton_ops.detect.fleet.FLEET_THRESHOLD`).
+    """
     now = time.time() if now is None else float(now)
-    limit = predictor.threshold if threshold is None else float(threshold)
+    anomaly_only = predictor.classifier is None
+    default = FLEET_THRESHOLD if anomaly_only else predictor.threshold
+    limit = default if threshold is None else float(threshold)
     stale_after = STALE_WINDOWS * predictor.window_s if stale_after_s is None else stale_after_s
     wanted = sorted(nodes) if nodes is not None else store.nodes()
     frames = read_frames(store, now - stale_after - predictor.window_s, now, wanted)
     features = featurize(frames, predictor.window_s)
     latest = {sample.node: sample.ts for sample in store.latest() if sample.node in wanted}
+    alarms = node_alarms(store, now, wanted, recent_s=max(predictor.window_s, RECENT_S))
     found: list[NodePrediction] = []
     for node in wanted:
         nf = features.get(node)
         sample_ts = float(nf.ts[-1]) if nf is not None else latest.get(node)
         age = None if sample_ts is None or sample_ts > now else now - sample_ts
         if nf is None or age is None or age > stale_after:
-            found.append(
-                NodePrediction(
-                    node,
-                    None,
-                    None,
-                    predictor.horizon_s,
-                    limit,
-                    False,
-                    (),
-                    sample_ts,
-                    age,
-                    stale=True,
-                    failing_now=False,
-                )
-            )
+            found.append(_stale(node, predictor.horizon_s, limit, sample_ts, age))
             continue
         row = nf.matrix[-1:]
         probability = predictor.probability(row)
-        anomaly = float(predictor.anomaly_score(row)[0])
+        node_alarm = alarms.get(node)
+        anomaly = node_alarm.score if node_alarm is not None else 0.0
         risk = anomaly if probability is None else float(probability[0])
         found.append(
             NodePrediction(
@@ -116,23 +126,86 @@ def predict_fleet(
                 age,
                 stale=False,
                 failing_now=not bool(nf.up[-1]),
+                anomaly_series=() if node_alarm is None else node_alarm.series,
             )
         )
     return found
 
 
+def detect_fleet(
+    store: TelemetryStore,
+    now: float | None = None,
+    *,
+    nodes: Iterable[str] | None = None,
+    threshold: float | None = None,
+    stale_after_s: float = STALE_WINDOWS * RECENT_S,
+) -> list[NodePrediction]:
+    """Without a model: each node judged on the streaming detector's alarms alone."""
+    now = time.time() if now is None else float(now)
+    limit = FLEET_THRESHOLD if threshold is None else float(threshold)
+    wanted = sorted(nodes) if nodes is not None else store.nodes()
+    alarms = node_alarms(store, now, wanted)
+    down = _down_now(store, wanted)
+    found = []
+    for node in wanted:
+        node_alarm = alarms.get(node) or NodeAlarms(node, 0.0, (), None)
+        sample_ts = node_alarm.latest_ts
+        age = None if sample_ts is None or sample_ts > now else now - sample_ts
+        if age is None or age > stale_after_s:
+            found.append(_stale(node, RECENT_S, limit, sample_ts, age))
+            continue
+        found.append(
+            NodePrediction(
+                node,
+                None,
+                node_alarm.score,
+                RECENT_S,
+                limit,
+                node_alarm.score >= limit,
+                (),
+                sample_ts,
+                age,
+                stale=False,
+                failing_now=down.get(node, False),
+                anomaly_series=node_alarm.series,
+            )
+        )
+    return found
+
+
+def _down_now(store: TelemetryStore, nodes: list[str]) -> dict[str, bool]:
+    """Whether each node's latest sample shows it unreachable or a service unhealthy."""
+    down: dict[str, bool] = {}
+    for sample in store.latest():
+        if sample.node in nodes and sample.metric in (REACHABLE, HEALTHY):
+            down[sample.node] = down.get(sample.node, False) or sample.value < 1
+    return down
+
+
+def _stale(
+    node: str, horizon_s: float, limit: float, sample_ts: float | None, age: float | None
+) -> NodePrediction:
+    return NodePrediction(
+        node, None, None, horizon_s, limit, False, (), sample_ts, age, stale=True,
+        failing_now=False,
+    )  # fmt: skip
+
+
 def current_risk(state_dir: Path, now: float | None = None) -> list[NodePrediction]:
-    """The current model's prediction for every node of ``state_dir``'s store.
+    """The current model's prediction for every node of ``state_dir``'s store; without a
+    model, the streaming detector's alarms alone (:func:`detect_fleet`).
 
-    OperationFailed if there is no model (or it fails its SHA-256 check) or no store.
+    OperationFailed if the model fails its SHA-256 check, or there is no store.
     """
-    from lepton_ops.predict.model_store import load_current
+    from lepton_ops.predict.model_store import has_current, load_current
 
-    saved = load_current(state_dir)
+    saved = load_current(state_dir) if has_current(state_dir) else None
     path = store_path(state_dir)
     if not path.is_file():
         raise OperationFailed(f"no telemetry store at {path}")
     with TelemetryStore(path, read_only=True) as store:
+        if saved is None:
+            return detect_fleet(store, now)
         return predict_fleet(store, saved.predictor, now)
 
 

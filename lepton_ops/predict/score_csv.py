@@ -1,14 +1,19 @@
 """Scoring a CSV of metric series: the rows come back with an ``anomaly_score`` column.
 
-The input is any CSV with a header row, a timestamp column and a value column: a
-two-column ``timestamp,value`` file (as exported from Prometheus, CloudWatch or the NAB
-corpus), or ``lepton-ops telemetry export --format csv`` (``ts,time,node,metric,labels,
-value``), which holds many series.
+The input is any CSV with a header row, a timestamp column and one or more value columns:
+a two-column ``timestamp,value`` file (as exported from Prometheus or CloudWatch), or
+``lepton-ops telemetry export --format csv`` (``ts,time,node,metric,labels,value``), which
+holds many series. Scores come from the streaming detector
+(:mod:`~lepton_ops.detect.detector`): a calibrated surprise, in [0, 1], that is news only
+once per anomaly.
 
+- **Header.** The first line must name the columns: a first line whose cells are all
+  numbers or times is data, and such a file is refused (rather than losing that row).
 - **Columns.** ``timestamp_column`` defaults to the first of ``timestamp``, ``ts``,
   ``time``, ``date``, ``datetime`` in the header (any case), else the first column of a
-  two-column file; ``value_column`` to ``value``, else the other column of a two-column
-  file. ``series_columns`` (the columns whose values name a series) defaults to those of
+  two-column file; ``value_columns`` to ``value``, else the other column of a two-column
+  file. Several value columns are each scored, into ``anomaly_score_<column>``.
+  ``series_columns`` (the columns whose values name a series) defaults to those of
   ``node``, ``host``, ``instance``, ``metric``, ``__name__``, ``labels``, ``series``
   present in the header: telemetry exports are scored per node, metric and labels, a
   two-column file is one series. Each series is scored on its own.
@@ -20,9 +25,12 @@ value``), which holds many series.
   timestamps keep their order), so the score is causal in time even when the file is not
   sorted; the output keeps the input's row order.
 - **Values** that are empty, ``NaN``, infinite or not numbers are missing: the row is
-  written with an empty ``anomaly_score``, and does not move the scorer's baselines.
+  written with an empty ``anomaly_score``, and does not move the detector's state.
 - **Output**: every input row, unchanged, plus ``anomaly_score`` (6 decimals) as the last
-  column; an existing ``anomaly_score`` column is overwritten in place.
+  column; an existing ``anomaly_score`` column is overwritten in place. A file written by
+  :func:`atomic_output` gets the mode a new file would (the user's umask).
+- **A directory** (:func:`score_csv_directory`): every ``*.csv`` under it, into the same
+  relative paths under another directory.
 
 The file is read twice (first the timestamps and values, then the rows to write), so
 memory holds numbers, not rows, and nothing is written until the whole file was read
@@ -44,8 +52,8 @@ from typing import Any, TextIO
 
 import numpy as np
 
+from lepton_ops.detect.detector import DetectorOptions, FloatArray, StreamingDetector
 from lepton_ops.errors import BadInput
-from lepton_ops.predict.series_anomaly import FloatArray, ScorerOptions, StreamingScorer
 
 SCORE_COLUMN = "anomaly_score"
 TIMESTAMP_COLUMNS = ("timestamp", "ts", "time", "date", "datetime")
@@ -118,9 +126,20 @@ IntArray = np.ndarray[Any, np.dtype[np.int64]]
 class _Layout:
     header: list[str]
     timestamp: int
-    value: int
+    values: list[int]
     series: list[int]
-    score: int  # index of the score column in the output rows
+    scores: list[int]  # index of each value's score column in the output rows
+
+    @property
+    def score_names(self) -> list[str]:
+        return score_columns([self.header[index] for index in self.values])
+
+
+def score_columns(values: Sequence[str]) -> list[str]:
+    """``anomaly_score`` for one value column, ``anomaly_score_<column>`` for each of many."""
+    if len(values) == 1:
+        return [SCORE_COLUMN]
+    return [f"{SCORE_COLUMN}_{name}" for name in values]
 
 
 def score_csv(
@@ -128,17 +147,20 @@ def score_csv(
     output: TextIO,
     *,
     timestamp_column: str | None = None,
-    value_column: str | None = None,
+    value_columns: Sequence[str] | None = None,
     series_columns: Sequence[str] | None = None,
-    options: ScorerOptions | None = None,
+    options: DetectorOptions | None = None,
 ) -> CsvScoreSummary:
     """Score ``source`` and write it, with ``anomaly_score``, to ``output``.
 
-    ``series_columns``: ``None`` for the default, an empty sequence for one series.
-    Raises :class:`BadInput` (nothing written) for a file that cannot be scored.
+    ``value_columns``: ``None`` for the default (``value``, else the other column of a
+    two-column file), or the columns to score, each a series of its own with its own
+    ``anomaly_score_<column>`` when there are several. ``series_columns``: ``None`` for
+    the default, an empty sequence for one series. Raises :class:`BadInput` (nothing
+    written) for a file that cannot be scored.
     """
-    table = _read(source, timestamp_column, value_column, series_columns)
-    scores = np.full(table.values.size, np.nan)
+    table = _read(source, timestamp_column, value_columns, series_columns)
+    scores = np.full(table.values.shape, np.nan)
     unordered = 0
     by_series = np.argsort(table.keys, kind="stable")
     starts = np.searchsorted(table.keys[by_series], np.arange(len(table.series_names) + 1))
@@ -148,10 +170,51 @@ def score_csv(
         if np.any(np.diff(order) < 0):
             unordered += 1
         ordered = rows[order]
-        scorer = StreamingScorer(options)
-        scores[ordered] = scorer.update_many(table.stamps[ordered], table.values[ordered])
+        for column in range(table.values.shape[1]):
+            detector = StreamingDetector(options)
+            scores[ordered, column] = detector.update_many(
+                table.stamps[ordered], table.values[ordered, column]
+            )
     _write(source, output, table.layout, scores)
     return _summary(table, scores, unordered)
+
+
+def score_csv_directory(
+    source: Path,
+    target: Path,
+    *,
+    timestamp_column: str | None = None,
+    value_columns: Sequence[str] | None = None,
+    series_columns: Sequence[str] | None = None,
+) -> list[tuple[Path, CsvScoreSummary]]:
+    """Score every ``*.csv`` under ``source`` into the same relative path under ``target``.
+
+    Every file is checked before any is written: one that cannot be scored is bad input
+    and nothing is written.
+    """
+    root = source.expanduser().resolve()
+    out = target.expanduser().resolve()
+    if out == root or root in out.parents:
+        raise BadInput(f"--output {target} is inside {source}: write the scores elsewhere")
+    files = sorted(path for path in root.rglob("*.csv") if path.is_file())
+    if not files:
+        raise BadInput(f"{source} holds no *.csv file")
+    for path in files:  # read and check them all first
+        _read(path, timestamp_column, value_columns, series_columns)
+    done = []
+    for path in files:
+        destination = out / path.relative_to(root)
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_output(destination) as stream:
+            summary = score_csv(
+                path,
+                stream,
+                timestamp_column=timestamp_column,
+                value_columns=value_columns,
+                series_columns=series_columns,
+            )
+        done.append((destination, summary))
+    return done
 
 
 @contextlib.contextmanager
@@ -172,6 +235,7 @@ def atomic_output(path: Path) -> Iterator[TextIO]:
     except OSError as exc:
         raise BadInput(f"cannot write {target}: {exc.strerror or exc}") from exc
     try:
+        os.fchmod(handle, 0o666 & ~_umask())  # as open() would have made it, not 0600
         with os.fdopen(handle, "w", encoding="utf-8", newline="") as stream:
             yield stream
             stream.flush()
@@ -181,6 +245,12 @@ def atomic_output(path: Path) -> Iterator[TextIO]:
         with contextlib.suppress(OSError):
             Path(temporary).unlink()
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0o077)
+    os.umask(mask)
+    return mask
 
 
 def parse_timestamp(text: str) -> float:
@@ -263,11 +333,11 @@ class _Table:
 def _read(
     source: Path,
     timestamp_column: str | None,
-    value_column: str | None,
+    value_columns: Sequence[str] | None,
     series_columns: Sequence[str] | None,
 ) -> _Table:
     stamps: list[float] = []
-    values: list[float] = []
+    values: list[list[float]] = []
     keys: list[int] = []
     lines: list[int] = []
     names: dict[tuple[str, ...], int] = {}
@@ -276,8 +346,14 @@ def _read(
             header = next(reader, None)
             if header is None or not any(cell.strip() for cell in header):
                 raise BadInput(f"{source} is empty: expected a header row (e.g. timestamp,value)")
+            if _is_data(header):
+                shown = ",".join(header)[:60]
+                raise BadInput(
+                    f"{source} has no header row: line 1 ({shown}) is data; add a header such "
+                    "as 'timestamp,value' as its first line"
+                )
             layout = _layout(source, [cell.strip() for cell in header], timestamp_column,
-                             value_column, series_columns)  # fmt: skip
+                             value_columns, series_columns)  # fmt: skip
             width = len(layout.header)
             for row in reader:
                 if not row or (len(row) == 1 and not row[0].strip()):
@@ -296,7 +372,7 @@ def _read(
                         f"{source} line {line}: {exc} in column "
                         f"{layout.header[layout.timestamp]!r} (use ISO 8601 or Unix seconds)"
                     ) from None
-                values.append(parse_value(row[layout.value]))
+                values.append([parse_value(row[index]) for index in layout.values])
                 key = tuple(row[index] for index in layout.series)
                 keys.append(names.setdefault(key, len(names)))
                 lines.append(line)
@@ -304,12 +380,13 @@ def _read(
             raise BadInput(f"{source} line {reader.line_num}: not valid CSV ({exc})") from None
         except UnicodeDecodeError:
             raise BadInput(f"{source} is not UTF-8 text: expected a CSV file") from None
-    value_array = np.array(values, dtype=np.float64)
-    if not np.any(np.isfinite(value_array)):
-        what = "no rows" if not values else "no numeric values"
-        raise BadInput(
-            f"{source} has {what} in column {layout.header[layout.value]!r}: nothing to score"
-        )
+    value_array = np.array(values, dtype=np.float64).reshape(-1, len(layout.values))
+    for number, index in enumerate(layout.values):
+        if not np.any(np.isfinite(value_array[:, number])):
+            what = "no rows" if not values else "no numeric values"
+            raise BadInput(
+                f"{source} has {what} in column {layout.header[index]!r}: nothing to score"
+            )
     series_names = [
         ",".join(f"{layout.header[i]}={text}" for i, text in zip(layout.series, key, strict=True))
         for key in names
@@ -328,7 +405,7 @@ def _layout(
     source: Path,
     header: list[str],
     timestamp_column: str | None,
-    value_column: str | None,
+    value_columns: Sequence[str] | None,
     series_columns: Sequence[str] | None,
 ) -> _Layout:
     listed = ", ".join(header)
@@ -344,38 +421,62 @@ def _layout(
                 f"{listed}: pass --timestamp-column"
             )
         timestamp = found
-    if value_column is not None:
-        value = _find(source, header, value_column, "--value-column")
+    if value_columns:
+        values: list[int] = []
+        for name in value_columns:
+            index = _find(source, header, name, "--value-column")
+            if index not in values:
+                values.append(index)
     else:
         found = _first(header, VALUE_COLUMNS)
         if found is None and len(header) == 2:
             found = 1 - timestamp
         if found is None:
             raise BadInput(f"{source}: no 'value' column among {listed}: pass --value-column")
-        value = found
-    if value == timestamp:
-        raise BadInput(f"{source}: the timestamp and value columns are both {header[value]!r}")
+        values = [found]
+    if timestamp in values:
+        raise BadInput(f"{source}: the timestamp and value columns are both {header[timestamp]!r}")
     if series_columns is None:
         series = [
             index
             for index, name in enumerate(header)
-            if name.lower() in SERIES_COLUMNS and index not in (timestamp, value)
+            if name.lower() in SERIES_COLUMNS and index != timestamp and index not in values
         ]
     else:
         series = []
         for name in series_columns:
             index = _find(source, header, name, "--series-columns")
-            if index in (timestamp, value):
+            if index == timestamp or index in values:
                 raise BadInput(
                     f"{source}: --series-columns names {header[index]!r}, which is the "
                     "timestamp or value column"
                 )
             if index not in series:
                 series.append(index)
-    score = header.index(SCORE_COLUMN) if SCORE_COLUMN in header else len(header)
-    if score in (timestamp, value, *series):
-        raise BadInput(f"{source}: column {SCORE_COLUMN!r} cannot be an input column")
-    return _Layout(header, timestamp, value, series, score)
+    scores = []
+    appended = len(header)
+    for name in score_columns([header[index] for index in values]):
+        if name in header:
+            scores.append(header.index(name))
+        else:
+            scores.append(appended)
+            appended += 1
+        if scores[-1] == timestamp or scores[-1] in values or scores[-1] in series:
+            raise BadInput(f"{source}: column {name!r} cannot be an input column")
+    return _Layout(header, timestamp, values, series, scores)
+
+
+def _is_data(first: list[str]) -> bool:
+    """Whether a first line is data rather than a header: every cell a number or a time."""
+    cells = [cell.strip() for cell in first]
+    if len(cells) < 2 or any(not cell for cell in cells):
+        return False
+    for cell in cells:
+        try:
+            parse_timestamp(cell)
+        except ValueError:
+            return False
+    return True
 
 
 def _first(header: list[str], names: tuple[str, ...]) -> int | None:
@@ -403,25 +504,26 @@ def _find(source: Path, header: list[str], name: str, option: str) -> int:
 
 def _write(source: Path, output: TextIO, layout: _Layout, scores: FloatArray) -> None:
     writer = csv.writer(output, lineterminator="\n")
-    texts = [_score_text(score) for score in scores.tolist()]
+    texts = [[_score_text(score) for score in row] for row in scores.tolist()]
     width = len(layout.header)
     with _open_csv(source) as reader:
         header = next(reader)
-        writer.writerow(_with_score(header, width, layout.score, SCORE_COLUMN))
+        writer.writerow(_with_scores(header, width, layout.scores, layout.score_names))
         index = 0
         for row in reader:
             if not row or (len(row) == 1 and not row[0].strip()):
                 continue
-            writer.writerow(_with_score(row, width, layout.score, texts[index]))
+            writer.writerow(_with_scores(row, width, layout.scores, texts[index]))
             index += 1
 
 
-def _with_score(row: list[str], width: int, column: int, text: str) -> list[str]:
+def _with_scores(row: list[str], width: int, columns: list[int], texts: list[str]) -> list[str]:
     cells = row + [""] * (width - len(row)) if len(row) < width else list(row)
-    if column < width:
-        cells[column] = text
-    else:
-        cells.append(text)
+    for column, text in zip(columns, texts, strict=True):
+        if column < width:
+            cells[column] = text
+        else:
+            cells.append(text)
     return cells
 
 
@@ -431,31 +533,37 @@ def _score_text(score: float) -> str:
 
 def _summary(table: _Table, scores: FloatArray, unordered: int) -> CsvScoreSummary:
     layout = table.layout
-    scored = np.isfinite(scores)
+    names = [layout.header[index] for index in layout.values]
+    flat = scores.reshape(-1)  # row-major: row * columns + column
+    scored = np.isfinite(flat)
     top: list[ScoredRow] = []
     candidates = np.flatnonzero(scored)
-    best = candidates[np.argsort(-scores[candidates], kind="stable")[:TOP_ROWS]]
-    for index in best.tolist():
+    best = candidates[np.argsort(-flat[candidates], kind="stable")[:TOP_ROWS]]
+    for cell in best.tolist():
+        index, column = divmod(cell, len(names))
+        series = table.series_names[int(table.keys[index])]
+        if len(names) > 1:
+            series = ",".join(part for part in (series, f"value={names[column]}") if part)
         top.append(
             ScoredRow(
                 line=int(table.lines[index]),
                 timestamp=datetime.fromtimestamp(float(table.stamps[index]), UTC).isoformat(),
-                series=table.series_names[int(table.keys[index])],
-                value=float(table.values[index]),
-                score=float(scores[index]),
+                series=series,
+                value=float(table.values[index, column]),
+                score=float(flat[cell]),
             )
         )
     return CsvScoreSummary(
-        rows=int(scores.size),
-        scored=int(candidates.size),
-        missing=int(scores.size - candidates.size),
-        series=len(table.series_names),
+        rows=int(scores.shape[0]),
+        scored=int(np.isfinite(scores).any(axis=1).sum()),
+        missing=int(scores.shape[0] - np.isfinite(scores).any(axis=1).sum()),
+        series=len(table.series_names) * len(names),
         timestamp_column=layout.header[layout.timestamp],
-        value_column=layout.header[layout.value],
+        value_column=",".join(names),
         series_columns=[layout.header[index] for index in layout.series],
-        max_score=float(np.max(scores[scored])) if candidates.size else None,
-        above_0_5=int(np.sum(scores[scored] >= 0.5)),
-        above_0_9=int(np.sum(scores[scored] >= 0.9)),
+        max_score=float(np.max(flat[scored])) if candidates.size else None,
+        above_0_5=int(np.sum(flat[scored] >= 0.5)),
+        above_0_9=int(np.sum(flat[scored] >= 0.9)),
         unordered_series=unordered,
         top=top,
     )

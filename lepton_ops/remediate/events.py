@@ -19,7 +19,9 @@ def prediction_events(
     threshold: float = 0.5,
     collect_first: bool = True,
 ) -> list[dict[str, Any]]:
-    """One event per node whose probability of failing is at least ``threshold``.
+    """One event per node whose probability of failing is at least ``threshold``, or,
+    without a classifier, whose watched series alarmed (the streaming detector at its fleet
+    threshold; the event names the series in ``anomaly_series``).
 
     With ``collect_first``, the fleet's telemetry is collected first (the lab's inventory
     when none is given and a lab is up).
@@ -35,7 +37,13 @@ def prediction_events(
     events = []
     for prediction in current_risk(state):
         probability = prediction.probability
-        if prediction.stale or probability is None or probability < threshold:
+        if prediction.stale:
+            continue
+        if probability is None:
+            # No classifier: the streaming detector's alarms, at its own fleet threshold.
+            if not prediction.at_risk:
+                continue
+        elif probability < threshold:
             continue
         body = prediction.to_dict()
         body["threshold"] = float(threshold)

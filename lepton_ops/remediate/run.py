@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from filelock import FileLock, Timeout
@@ -51,6 +51,9 @@ from lepton_ops.remediate.policy import (
 from lepton_ops.telemetry.pull import fleet_targets, load_token
 from lepton_ops.telemetry.records import RemediationRecord
 from lepton_ops.telemetry.store import TelemetryStore, store_path
+
+if TYPE_CHECKING:
+    from lepton_ops.predict.predictor import NodePrediction
 
 #: The ladder's actions; other audit rows (uncordon, predictive drains) are not attempts.
 _LADDER_ACTIONS = {action.value for action in Action}
@@ -278,7 +281,8 @@ def node_states(
     state_dir: Path, nodes: list[str] | None = None
 ) -> tuple[list[NodeState], dict[str, dict[str, Any]], bool]:
     """Each node's state for the policy, its prediction (as evidence), and whether a model
-    was used (without one: only the latest health of each node)."""
+    was used (without one: the streaming detector's alarms; without a store's data to
+    judge, only the latest health of each node)."""
     from lepton_ops.predict import current_risk
 
     try:
@@ -290,13 +294,16 @@ def node_states(
         states = [
             NodeState(
                 p.node,
-                None if p.stale else p.probability,
+                _policy_risk(p),
                 failing=p.failing_now,
-                why=tuple(c.feature for c in p.top_features),
+                why=tuple(c.feature for c in p.top_features)
+                or tuple(a.series for a in p.anomaly_series),
             )
             for p in chosen
         ]
-        return states, {p.node: p.to_dict() for p in chosen}, True
+        from lepton_ops.predict.model_store import has_current
+
+        return states, {p.node: p.to_dict() for p in chosen}, has_current(state_dir)
     states = []
     with TelemetryStore(store_path(state_dir)) as store:
         latest = store.latest()
@@ -309,6 +316,17 @@ def node_states(
     for name, failing in sorted(down.items()):
         states.append(NodeState(name, None, failing=failing))
     return states, {name: {"failing_now": failing} for name, failing in down.items()}, False
+
+
+def _policy_risk(prediction: NodePrediction) -> float | None:
+    """The risk the policy compares with its threshold: the probability; without one (no
+    classifier), the detector's anomaly score when it reached the detector's own fleet
+    threshold, else none (its scale is not a probability's)."""
+    if prediction.stale:
+        return None
+    if prediction.probability is not None:
+        return prediction.probability
+    return prediction.anomaly_score if prediction.at_risk else None
 
 
 def node_health(state_dir: Path, inventory: Path, node: str) -> dict[str, bool]:

@@ -7,6 +7,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
+import stat
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -15,8 +17,8 @@ import pytest
 from cli_support import one_error_line, run_cli
 
 from lepton_ops.cli.app import main
+from lepton_ops.detect.detector import detect
 from lepton_ops.predict.score_csv import parse_timestamp, parse_value
-from lepton_ops.predict.series_anomaly import score_series
 from lepton_ops.telemetry.export import CSV_HEADER, write_csv
 
 T0 = 1_700_000_000.0
@@ -90,7 +92,7 @@ def test_telemetry_export_is_scored_per_series(
 
     # Each series is scored on its own: node3's disk series alone gives the same scores.
     rows = [row for row in original[1:] if row[2] == "node3" and row[3] == DISK]
-    alone = score_series([float(r[0]) for r in rows], [float(r[5]) for r in rows])
+    alone = detect([float(r[0]) for r in rows], [float(r[5]) for r in rows])
     in_file = [float(row[-1]) for row in scored[1:] if row[2] == "node3" and row[3] == DISK]
     assert np.allclose(in_file, np.round(alone, 6), atol=1e-9)
 
@@ -129,7 +131,7 @@ def test_two_column_csv_with_iso_timestamps(
     assert np.all((scores >= 0) & (scores <= 1))
     assert int(np.argmax(scores)) == 1200
     assert scores[1200] >= 0.9
-    assert np.all(scores[:64] == 0.0)  # warm-up
+    assert np.all(scores[:128] == 0.0)  # warm-up
 
 
 def test_unix_milliseconds_and_seconds_give_the_same_scores(
@@ -308,3 +310,80 @@ def test_values() -> None:
     assert parse_value("-1e3") == -1000.0
     for text in ("", "NaN", "null", "None", "-", "inf", "abc"):
         assert np.isnan(parse_value(text))
+
+
+# --------------------------------------------------------------------------- issue 12
+
+
+def test_a_file_without_a_header_is_refused_not_shortened(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "bare.csv"
+    write_two_columns(path, [str(T0 + 60 * i) for i in range(1, 300)],
+                      [f"{v:.3f}" for v in noisy(299, seed=4)], f"{T0:.0f},30.5")  # fmt: skip
+    assert cli("model", "score-csv", str(path)) == 2
+    captured = capsys.readouterr()
+    assert "has no header row: line 1" in captured.err and captured.out == ""
+    iso = tmp_path / "iso.csv"
+    iso.write_text("2024-05-01 12:00:00,1\n2024-05-01 12:01:00,2\n", encoding="utf-8")
+    assert cli("model", "score-csv", str(iso)) == 2
+    assert "add a header" in capsys.readouterr().err
+
+
+def test_several_value_columns_are_each_scored(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    n = 900
+    cpu, mem = noisy(n, seed=11, spike_at=700), noisy(n, seed=12)
+    path = tmp_path / "host.csv"
+    lines = ["time,cpu,mem"] + [
+        f"{T0 + 60 * i:.0f},{a:.3f},{b:.3f}" for i, (a, b) in enumerate(zip(cpu, mem, strict=True))
+    ]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    out = tmp_path / "out.csv"
+    assert cli("model", "score-csv", str(path), "--value-column", "cpu,mem", "-o", str(out),
+               "--json") == 0  # fmt: skip
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["value_column"] == "cpu,mem" and summary["series"] == 2
+    assert summary["top"][0]["series"] == "value=cpu" and summary["top"][0]["line"] == 702
+    rows = read_csv(out.read_text(encoding="utf-8"))
+    assert rows[0] == ["time", "cpu", "mem", "anomaly_score_cpu", "anomaly_score_mem"]
+    alone = detect(T0 + 60 * np.arange(n), np.round(mem, 3))
+    np.testing.assert_allclose([float(r[4]) for r in rows[1:]], np.round(alone, 6), atol=1e-9)
+
+
+def test_a_directory_is_scored_into_a_directory(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = tmp_path / "in"
+    (source / "sub").mkdir(parents=True)
+    for name in ("a.csv", "sub/b.csv"):
+        write_two_columns(source / name, [str(T0 + 60 * i) for i in range(400)],
+                          [f"{v:.3f}" for v in noisy(400, seed=len(name))], "ts,value")  # fmt: skip
+    (source / "notes.txt").write_text("not a csv\n", encoding="utf-8")
+    target = tmp_path / "out"
+    assert cli("model", "score-csv", str(source), "-o", str(target), "--json") == 0
+    done = json.loads(capsys.readouterr().out)
+    assert sorted(Path(entry["output"]).relative_to(target).as_posix() for entry in done) == [
+        "a.csv", "sub/b.csv"
+    ]  # fmt: skip
+    assert read_csv((target / "sub" / "b.csv").read_text(encoding="utf-8"))[0][-1] == (
+        "anomaly_score"
+    )
+    assert cli("model", "score-csv", str(source)) == 2
+    assert "give --output DIR" in capsys.readouterr().err
+    assert cli("model", "score-csv", str(source), "-o", str(source / "x")) == 2
+    assert "inside" in capsys.readouterr().err
+
+
+def test_the_output_file_gets_the_users_umask(tmp_path: Path) -> None:
+    path = tmp_path / "in.csv"
+    write_two_columns(path, [str(T0 + 60 * i) for i in range(200)],
+                      [f"{v:.3f}" for v in noisy(200, seed=1)], "timestamp,value")  # fmt: skip
+    out = tmp_path / "out.csv"
+    previous = os.umask(0o022)
+    try:
+        assert cli("model", "score-csv", str(path), "-o", str(out)) == 0
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o644

@@ -112,12 +112,26 @@ def test_predict_bad_input_is_exit_2(trained: Path, cli: Cli) -> None:
     assert result.code == 2 and "no telemetry for node 'node9'" in result.error_line()
 
 
-def test_predict_without_a_model_is_exit_1(campaign_state: Path, cli: Cli) -> None:
-    result = cli("predict", state=campaign_state)
-    assert result.code == 1
-    assert "no failure model yet" in result.error_line()
-    assert "'lepton-ops model train'" in result.error_line()
-    assert cli("model", "show", state=campaign_state).code == 1
+def test_predict_without_a_model_uses_the_streaming_detector(
+    campaign_state: Path, cli: Cli
+) -> None:
+    # Issue 12 changed this: without a model, the streaming detector's alarms decide
+    # (it used to be exit 1, "no failure model yet").
+    result = cli("predict", "--json", state=campaign_state)
+    assert result.code == 0, result.err
+    data = result.json
+    assert data["mode"] == "detector" and data["model"] is None and data["threshold"] == 0.8
+    assert [node["node"] for node in data["nodes"]] == list(NODES)
+    for node in data["nodes"]:
+        assert node["probability"] is None and not node["stale"]
+        assert 0.0 <= node["anomaly_score"] <= 1.0
+        assert node["at_risk"] == (node["anomaly_score"] >= 0.8)
+        for alarm in node["anomaly_series"]:
+            assert alarm["series"].startswith("lepton_") and 0 < alarm["score"] <= 1
+    table = cli("predict", state=campaign_state)
+    assert table.code == 0 and "no model" in table.out
+    shown = cli("model", "show", state=campaign_state)
+    assert shown.code == 1 and "no failure model yet" in shown.error_line()
 
 
 def test_no_telemetry_is_a_clear_line(tmp_path: Path, cli: Cli) -> None:

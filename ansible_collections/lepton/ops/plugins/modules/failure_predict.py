@@ -18,6 +18,10 @@ description:
   - The model is the current one of O(state_dir) (C(lepton-ops model train)); the telemetry is the
     store of O(state_dir), filled by C(lepton-ops telemetry collect), or by this module with
     O(collect=true). The module never changes the model.
+  - The anomaly score is the streaming detector's recent alarms on the host's watched series
+    (service memory, disk, CPU, health, latency, reachability), which are named. Without a
+    trained model, or with one trained without failures, it alone decides, against the
+    detector's fleet threshold.
   - A thin adapter over the lepton-ops library, which must be installed where the module runs
     (the controller); run it once (C(run_once), or on C(localhost)).
 author:
@@ -51,6 +55,7 @@ options:
     description:
       - The probability at or above which a host is at risk, more than V(0) and at most V(1).
       - Default the model's own threshold, chosen when it was trained.
+      - A host judged on its anomaly score alone (no classifier) keeps the detector's verdict.
     type: float
   collect:
     description:
@@ -103,9 +108,17 @@ predictions:
       type: float
       sample: 0.87
     anomaly_score:
-      description: Unsupervised score in [0, 1] of how unusual the host's telemetry is.
+      description: The streaming detector's loudest recent alarm, in [0, 1], on the host's
+        watched series (a calibrated surprise; 0 without a recent alarm).
       type: float
       sample: 0.93
+    anomaly_series:
+      description: The watched series that alarmed recently, loudest first, with the alarm's
+        score, time and value.
+      type: list
+      elements: dict
+      sample: [{"series": "lepton_service_rss_bytes{service=\"lepton-worker\"}", "score": 0.91,
+                "ts": 1700000000.0, "value": 412000000.0}]
     horizon_s:
       description: The model's horizon, in seconds.
       type: float
@@ -193,18 +206,19 @@ def argument_spec():
 def judged(prediction, threshold):
     """The prediction as returned, judged against ``threshold`` when one is given."""
     entry = prediction.to_dict()
-    if threshold is not None:
+    probability = prediction.probability
+    if threshold is not None and probability is not None:
+        # Judged on its anomaly score alone (no classifier), a host keeps the detector's verdict.
         entry['threshold'] = threshold
-        probability = prediction.probability
         entry['at_risk'] = bool(prediction.failing_now or (
-            not prediction.stale and probability is not None and probability >= threshold))
+            not prediction.stale and probability >= threshold))
     return entry
 
 
 def missing(host):
     return {'node': host, 'probability': None, 'anomaly_score': None, 'horizon_s': None,
             'threshold': None, 'at_risk': False, 'top_features': [], 'sample_ts': None,
-            'data_age_s': None, 'stale': True, 'failing_now': False}
+            'data_age_s': None, 'stale': True, 'failing_now': False, 'anomaly_series': []}
 
 
 def main():

@@ -5,8 +5,11 @@
 It emits one event per node whose predicted probability of failing within the model's
 horizon is at or above ``threshold``, every ``interval`` seconds: each pass collects the
 fleet's telemetry (``collect: true``, through the lepton.ops.telemetry playbook) and runs
-the trained predictor of the lepton-ops state directory. A thin adapter over lepton_ops,
-which must be installed where ansible-rulebook runs.
+the trained predictor of the lepton-ops state directory. Without a trained model (or with
+one trained without failures), the streaming detector decides: an event per node whose
+watched series alarmed at the detector's fleet threshold, the series in
+``anomaly_series``. A thin adapter over lepton_ops, which must be installed where
+ansible-rulebook runs.
 
 Arguments:
     state_dir:  the lepton-ops state directory (default: lepton-ops' own default).
@@ -19,7 +22,8 @@ Arguments:
 Each event::
 
     {"lepton": {"node", "probability", "anomaly_score", "horizon_s", "threshold",
-                "top_features": [{"name", "value", "contribution"}], "data_age_s"},
+                "top_features": [{"name", "value", "contribution"}], "data_age_s",
+                "anomaly_series": [{"series", "score", "ts", "value"}]},
      "meta": {"hosts": "<node>"}}
 
 Example rulebook: extensions/eda/rulebooks/remediate_predicted_failures.yml.

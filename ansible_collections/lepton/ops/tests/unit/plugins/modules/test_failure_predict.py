@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from lepton_ops.detect.fleet import SeriesAlarm
 from lepton_ops.errors import OperationFailed
 from lepton_ops.predict.model import Contribution
 from lepton_ops.predict.predictor import NodePrediction
@@ -38,6 +39,24 @@ def test_hosts_are_judged_and_the_at_risk_fact_is_set(monkeypatch, tmp_path):
     assert by_node['node3']['top_features'][0]['feature'] == 'mem_tte_s'
     assert by_node['node9']['stale'] is True and by_node['node9']['at_risk'] is False
     assert result['changed'] is False and result['collected'] is False
+
+
+def test_without_a_classifier_the_detector_decides_and_names_the_series(monkeypatch, tmp_path):
+    alarm = SeriesAlarm('lepton_service_rss_bytes{service="lepton-worker"}', 0.93, 1.0, 4e8)
+    alarming = NodePrediction(
+        node='node2', probability=None, anomaly_score=0.93, horizon_s=120.0, threshold=0.8,
+        at_risk=True, top_features=(), sample_ts=1.0, data_age_s=2.0, stale=False,
+        failing_now=False, anomaly_series=(alarm,))
+    quiet = NodePrediction(
+        node='node1', probability=None, anomaly_score=0.0, horizon_s=120.0, threshold=0.8,
+        at_risk=False, top_features=(), sample_ts=1.0, data_age_s=2.0, stale=False,
+        failing_now=False)
+    monkeypatch.setattr(failure_predict, 'current_risk', lambda state_dir: [alarming, quiet])
+    result = run_module(failure_predict.main, {'state_dir': str(tmp_path), 'threshold': 0.5})
+    assert result['at_risk_hosts'] == ['node2']
+    by_node = dict((p['node'], p) for p in result['predictions'])
+    assert by_node['node2']['anomaly_series'][0]['series'].startswith('lepton_service_rss')
+    assert by_node['node2']['threshold'] == 0.8
 
 
 def test_the_models_own_threshold_is_the_default(monkeypatch, tmp_path):
