@@ -31,6 +31,7 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "job status": ("lepton-ops job status 3f2c9a", "lepton-ops job status 3f2c9a --json"),
     "job result": ("lepton-ops job result 3f2c9a --json",),
     "job list": ("lepton-ops job list", "lepton-ops job list --json"),
+    "job cancel": ("lepton-ops job cancel 3f2c9a", "lepton-ops job cancel 3f2c9a --json"),
     "telemetry": (
         "lepton-ops telemetry collect",
         "lepton-ops telemetry show --since 10m",
@@ -72,6 +73,15 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "model score-csv": (
         "lepton-ops model score-csv cpu.csv > scored.csv",
         "lepton-ops model score-csv telemetry.csv -o scored.csv --json",
+        "lepton-ops model score-csv metrics/ -o scored/",
+    ),
+    "model benchmark": (
+        "python tools/make_detection_corpus.py corpus/ && lepton-ops model benchmark corpus/",
+        "lepton-ops model benchmark lab-corpus/ --json",
+    ),
+    "model export-corpus": (
+        "lepton-ops model export-corpus lab-corpus/ --since 1h",
+        "lepton-ops model export-corpus lab-corpus/ --campaign campaign-20261205T120000",
     ),
     "predict": ("lepton-ops predict", "lepton-ops predict --node node3 --json"),
     "remediate": ("lepton-ops remediate --dry-run", "lepton-ops remediate --threshold 0.7"),
