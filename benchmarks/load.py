@@ -27,6 +27,7 @@ import json
 import os
 import random
 import re
+import signal
 import socket
 import statistics
 import subprocess
@@ -40,6 +41,7 @@ from typing import Any
 
 import httpx
 
+from lepton_ops import process_identity
 from lepton_ops.jobs.kinds import get_kind
 
 TASKS = 20
@@ -236,8 +238,8 @@ def main() -> int:
             seconds = time.monotonic() - began
             rss_after = aggregator_rss(url, headers)
         finally:
-            for process in processes:
-                process.terminate()
+            for process in processes:  # our own children: see lepton_ops.process_identity
+                process_identity.signal_child(process, signal.SIGTERM)
             for process in processes:
                 process.wait(timeout=30)
     submits = tally.submit_s
