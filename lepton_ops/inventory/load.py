@@ -6,14 +6,13 @@ group_vars, a script or plugin), because Ansible itself reads it.
 
 from __future__ import annotations
 
-import io
 import re
-from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 from typing import Any
 
 from lepton_ops.errors import BadInput
 from lepton_ops.inventory.fleet import Fleet, Node
+from lepton_ops.inventory.quiet import ansible_silenced
 
 WEIGHT_VAR = "lepton_weight"
 DEFAULT_WEIGHT = 100
@@ -51,7 +50,7 @@ def _read_hosts(source: Path) -> list[tuple[str, dict[str, Any], tuple[str, ...]
 
     loader = DataLoader()
     # Ansible prints parse warnings itself; they would break the one-line error rule.
-    with redirect_stdout(io.StringIO()), redirect_stderr(io.StringIO()):
+    with ansible_silenced():
         inventory = InventoryManager(loader=loader, sources=[str(source)])
         variables = VariableManager(loader=loader, inventory=inventory)
         result = []
@@ -112,7 +111,7 @@ def _limited(fleet: Fleet, limit: str, source: Path) -> Fleet:
     from ansible.inventory.manager import InventoryManager
     from ansible.parsing.dataloader import DataLoader
 
-    with redirect_stdout(io.StringIO()), redirect_stderr(io.StringIO()):
+    with ansible_silenced():
         inventory = InventoryManager(loader=DataLoader(), sources=[str(source)])
         unknown = [
             part for part in _pattern_parts(limit) if not inventory.get_hosts(part.lstrip("!&"))
