@@ -92,3 +92,27 @@ def test_members_file_round_trip_and_garbage(
     assert process_identity.live_members(path, service_session=None) == [member.process]
     process_identity.remove_members(path, [sleeper.pid])
     assert not path.exists()
+
+
+def test_in_inits_session_only_the_registrars_descendants_are_ours(
+    tmp_path: Path, sleeper: subprocess.Popen[bytes], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A container (or CI runner) where every process, pid 1 included, shares one session:
+    the session proves nothing, descent from the live registrar does."""
+    monkeypatch.setattr(process_identity, "session_id", lambda pid: 0)
+    path = process_identity.members_file(tmp_path, "svc")
+    member = process_identity.add_member(path, sleeper.pid)  # our child
+    assert process_identity.live_members(path, service_session=None) == [member.process]
+    # Registered by a live process that is not its ancestor (a sibling): not ours.
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"])
+    try:
+        path.write_text(
+            f"boot {process_identity.boot_id()}\n"
+            f"{member.process.pid} {member.process.start_time} "
+            f"{other.pid} {identity(other.pid).start_time}\n"
+        )
+        assert process_identity.read_members(path)[0].registrar == identity(other.pid)
+        assert process_identity.live_members(path, service_session=None) == []
+    finally:
+        other.kill()
+        other.wait()

@@ -369,8 +369,10 @@ def member_is_ours(member: Member, service_session: int | None) -> bool:
     """Whether ``member`` may be counted and killed with the service.
 
     It must still be the recorded process, not pid 1 nor an ancestor of the caller, and be
-    in the service's session or in the session of its registrar, which must itself still
-    be the recorded (live) process.
+    in the service's session, or be tied to its registrar (which must itself still be the
+    recorded, live process): a descendant of it, or in its session when that session is
+    not init's. A session shared with pid 1 proves nothing (in a container every process
+    may be in it), so there only descent counts.
     """
     process = member.process
     if process.pid in protected_pids() or not process.alive():
@@ -381,12 +383,11 @@ def member_is_ours(member: Member, service_session: int | None) -> bool:
     if service_session is not None and session == service_session:
         return True
     registrar = member.registrar
-    return (
-        registrar is not None
-        and registrar.alive()
-        and session_id(registrar.pid) == session
-        and session != session_id(1)
-    )
+    if registrar is None or registrar.pid == 1 or not registrar.alive():
+        return False
+    if descends_from(process.pid, registrar.pid):
+        return True
+    return session_id(registrar.pid) == session and session != session_id(1)
 
 
 def live_members(path: Path, service_session: int | None) -> list[ProcessIdentity]:
