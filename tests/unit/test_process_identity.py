@@ -103,6 +103,8 @@ def test_in_inits_session_only_the_registrars_descendants_are_ours(
     path = process_identity.members_file(tmp_path, "svc")
     member = process_identity.add_member(path, sleeper.pid)  # our child
     assert process_identity.live_members(path, service_session=None) == [member.process]
+    # A service left in init's session does not make every process there its own.
+    assert process_identity.live_members(path, service_session=0) == [member.process]
     # Registered by a live process that is not its ancestor (a sibling): not ours.
     other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"])
     try:
@@ -113,6 +115,7 @@ def test_in_inits_session_only_the_registrars_descendants_are_ours(
         )
         assert process_identity.read_members(path)[0].registrar == identity(other.pid)
         assert process_identity.live_members(path, service_session=None) == []
+        assert process_identity.live_members(path, service_session=0) == []
     finally:
         other.kill()
         other.wait()

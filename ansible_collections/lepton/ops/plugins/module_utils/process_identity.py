@@ -369,10 +369,10 @@ def member_is_ours(member: Member, service_session: int | None) -> bool:
     """Whether ``member`` may be counted and killed with the service.
 
     It must still be the recorded process, not pid 1 nor an ancestor of the caller, and be
-    in the service's session, or be tied to its registrar (which must itself still be the
-    recorded, live process): a descendant of it, or in its session when that session is
-    not init's. A session shared with pid 1 proves nothing (in a container every process
-    may be in it), so there only descent counts.
+    in the service's session, or tied to its registrar (which must itself still be the
+    recorded, live process): a descendant of it, or in its session. A session shared with
+    pid 1 proves nothing (in a container every process may be in it), so there only
+    descent counts.
     """
     process = member.process
     if process.pid in protected_pids() or not process.alive():
@@ -380,14 +380,15 @@ def member_is_ours(member: Member, service_session: int | None) -> bool:
     session = session_id(process.pid)
     if session is None:
         return False
-    if service_session is not None and session == service_session:
+    init_session = session_id(1)
+    if service_session is not None and session == service_session != init_session:
         return True
     registrar = member.registrar
     if registrar is None or registrar.pid == 1 or not registrar.alive():
         return False
     if descends_from(process.pid, registrar.pid):
         return True
-    return session_id(registrar.pid) == session and session != session_id(1)
+    return session_id(registrar.pid) == session != init_session
 
 
 def live_members(path: Path, service_session: int | None) -> list[ProcessIdentity]:
