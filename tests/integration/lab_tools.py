@@ -49,8 +49,10 @@ def cli(
 
 
 def lab_listeners() -> list[str]:
+    """Listening sockets on this lab's node addresses (another lab's are not ours to count)."""
     out = subprocess.run(["ss", "-Hltn"], capture_output=True, text=True, check=True).stdout
-    return [line for line in out.splitlines() if " 127.0.1." in f" {line.split()[3]}"]
+    ours = {node.address for node in LAB_NODES}
+    return [line for line in out.splitlines() if line.split()[3].rsplit(":", 1)[0] in ours]
 
 
 def node_ssh(lab: RunningLab, node: str, command: str) -> subprocess.CompletedProcess[str]:
