@@ -19,19 +19,29 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections import OrderedDict
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Annotated, Any
 
 from flask import request
+from pydantic import PlainValidator, WithJsonSchema
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from lepton_ops.errors import BadInput, LeptonError
 from lepton_ops.jobs.kinds import MAX_ARTIFACT_BYTES, check_digest
-from lepton_ops.services.bodies import UnsupportedBody
-from lepton_ops.services.openapi import error_responses, json_content
+from lepton_ops.services.bodies import (
+    ErrorBody,
+    QueryString,
+    ResponseBody,
+    UnsupportedBody,
+    custom_error,
+)
+from lepton_ops.services.openapi import Answer, View, documented
 
 ARTIFACT_MIMETYPE = "application/octet-stream"
 #: A worker's cache of loaded artifacts holds at most this much (estimated) by default.
 DEFAULT_ARTIFACT_CACHE_BYTES = 256 * 1024 * 1024
+#: A job names at most this many artifacts.
+MAX_JOB_ARTIFACTS = 16
 _CHUNK = 1024 * 1024
 
 
@@ -132,76 +142,98 @@ class ArtifactCache:
         return found, missing
 
 
-def artifact_digests(value: object) -> dict[str, str]:
-    """A body's ``artifacts`` field: ``{name: sha256}`` (BadInput otherwise)."""
-    if value is None:
-        return {}
-    if not isinstance(value, dict) or len(value) > 16:
-        raise BadInput("artifacts must be a JSON object of at most 16 {name: sha256}")
+def _artifact_digests(value: object) -> dict[str, str]:
+    if not isinstance(value, dict) or len(value) > MAX_JOB_ARTIFACTS:
+        raise custom_error(
+            f"artifacts must be a JSON object of at most {MAX_JOB_ARTIFACTS} {{name: sha256}}"
+        )
     for name, digest in value.items():
         if not name or len(name) > 100 or not name.isidentifier():
-            raise BadInput(f"artifacts: {name[:100]!r} is not an artifact name")
-        check_digest(digest, f"artifacts.{name}")
+            raise custom_error(f"artifacts: {name[:100]!r} is not an artifact name")
+        try:
+            check_digest(digest, f"artifacts.{name}")
+        except BadInput as exc:
+            raise custom_error(str(exc)) from None
     return dict(value)
+
+
+#: A SHA-256 digest as the OpenAPI document says it.
+DIGEST_SCHEMA: dict[str, Any] = {"type": "string", "pattern": "^[0-9a-f]{64}$"}
+
+#: The ``artifacts`` field of a job or a shard: ``{name: sha256}``.
+ArtifactDigests = Annotated[
+    dict[str, str],
+    PlainValidator(_artifact_digests),
+    WithJsonSchema(
+        {
+            "type": "object",
+            "description": "The job's artifacts by name: their SHA-256 digests.",
+            "maxProperties": MAX_JOB_ARTIFACTS,
+            "additionalProperties": DIGEST_SCHEMA,
+        }
+    ),
+]
+
+
+class ArtifactStored(ResponseBody):
+    """The answer to an upload: the artifact, and whether this upload stored it."""
+
+    sha256: str
+    size: int
+    created: bool
 
 
 # --------------------------------------------------------------------------- OpenAPI
 
+#: The ``{digest}`` path parameter of the artifact routes.
 DIGEST_PARAMETER: dict[str, Any] = {
-    "name": "digest",
-    "in": "path",
-    "required": True,
     "description": "The artifact's SHA-256, 64 lowercase hex digits.",
-    "schema": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+    "schema": DIGEST_SCHEMA,
 }
-ARTIFACT_BODY: dict[str, Any] = {
+#: The body of an upload: raw bytes.
+ARTIFACT_UPLOAD: dict[str, Any] = {
     "required": True,
     "description": f"The artifact's bytes (at most max_artifact_bytes, {MAX_ARTIFACT_BYTES} "
     "by default); their SHA-256 must be the digest in the path.",
     "content": {ARTIFACT_MIMETYPE: {"schema": {"type": "string", "format": "binary"}}},
 }
-ARTIFACTS_FIELD: dict[str, Any] = {
-    "type": "object",
-    "description": "The job's artifacts by name: their SHA-256 digests.",
-    "additionalProperties": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
-}
-ARTIFACT_INFO: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "sha256": {"type": "string"},
-        "size": {"type": "integer"},
-        "created": {"type": "boolean"},
-    },
-}
 
 
-def artifact_put(
+class MissingArtifactsBody(ErrorBody):
+    """The answer to a shard naming artifacts the worker does not hold (409)."""
+
+    missing: ArtifactDigests
+
+
+def documented_upload(
     summary: str,
     *,
-    parameters: list[dict[str, Any]] | None = None,
-    responses: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """The OpenAPI operation of a ``PUT /v1/artifacts/{digest}``."""
-    return {
-        "summary": summary,
-        "parameters": [DIGEST_PARAMETER, *(parameters or [])],
-        "requestBody": ARTIFACT_BODY,
-        "responses": {
-            "200": {"description": "Already held.", "content": json_content(ARTIFACT_INFO)},
-            "201": {"description": "Stored.", "content": json_content(ARTIFACT_INFO)},
-            **error_responses(400, 413, 415),
-            **(responses or {}),
+    query: type[QueryString] | None = None,
+    answers: Mapping[int, Answer] | None = None,
+) -> Callable[[View], View]:
+    """:func:`~lepton_ops.services.openapi.documented` for a ``PUT /v1/artifacts/<digest>``."""
+    return documented(
+        summary,
+        raw_body=ARTIFACT_UPLOAD,
+        query=query,
+        path={"digest": DIGEST_PARAMETER},
+        answers={
+            200: Answer("Already held.", ArtifactStored),
+            201: Answer("Stored.", ArtifactStored),
+            **(answers or {}),
         },
-    }
+        errors=(400, 413, 415),
+    )
 
 
 __all__ = [
-    "ARTIFACTS_FIELD",
     "ARTIFACT_MIMETYPE",
     "DEFAULT_ARTIFACT_CACHE_BYTES",
     "ArtifactCache",
+    "ArtifactDigests",
+    "ArtifactStored",
     "MissingArtifacts",
-    "artifact_digests",
-    "artifact_put",
+    "MissingArtifactsBody",
+    "documented_upload",
     "read_artifact_body",
 ]

@@ -14,15 +14,16 @@
   (Prometheus exposition from a per-app ``CollectorRegistry``: requests and latency by
   endpoint and status, errors, shards done, process RSS) and ``GET /openapi.json``.
 
-Each service adds its routes and describes them in its own OpenAPI ``paths`` dict, next
-to the routes (:func:`~lepton_ops.services.openapi.openapi_document` merges them with
-the shared ones).
+Each route, here and in the services, is described where it is defined
+(:func:`~lepton_ops.services.openapi.documented`, with its body models); the OpenAPI
+document is generated from the app's routes (:func:`~lepton_ops.services.openapi.openapi_document`).
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 
 from flask import Flask, Response, g, jsonify, request
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -30,9 +31,17 @@ from werkzeug.exceptions import HTTPException
 
 from lepton_ops.errors import BadInput, OperationFailed
 from lepton_ops.services.auth import Credentials, Role
-from lepton_ops.services.bodies import DEFAULT_MAX_CONTENT_LENGTH, UnsupportedBody, error_response
+from lepton_ops.services.bodies import (
+    DEFAULT_MAX_CONTENT_LENGTH,
+    Health,
+    NotReady,
+    Readiness,
+    UnsupportedBody,
+    error_response,
+    reply,
+)
 from lepton_ops.services.metrics import ServiceMetrics
-from lepton_ops.services.openapi import COMMON_PATHS, openapi_document
+from lepton_ops.services.openapi import Answer, documented, json_content, openapi_document
 from lepton_ops.services.service_state import (
     EXTENSION_KEY,
     ReadinessCheck,
@@ -62,7 +71,6 @@ def create_base_app(
     app.config["JSON_SORT_KEYS"] = False
     metrics = ServiceMetrics(service)
     state = ServiceState(service=service, metrics=metrics, info={"version": version})
-    state.openapi_paths.update(COMMON_PATHS)
     app.extensions[EXTENSION_KEY] = state
 
     @app.before_request
@@ -127,23 +135,49 @@ def create_base_app(
         return error_response(500, "internal error: see the service log")
 
     @app.get("/healthz")
-    def healthz() -> Response:
-        return jsonify({"status": "ok", "service": service})
+    @documented("Liveness: the process answers.", answers={200: Answer("Alive.", Health)})
+    def healthz() -> tuple[Response, int]:
+        return reply(Health(status="ok", service=service))
 
     @app.get("/readyz")
+    @documented(
+        "Readiness: the service can do its work.",
+        answers={
+            200: Answer("Ready.", Readiness),
+            503: Answer("Not ready, with the reasons.", NotReady),
+        },
+    )
     def readyz() -> tuple[Response, int]:
         reasons = [reason for check in state.readiness if (reason := _run_check(check))]
         if reasons:
-            return jsonify({"status": "not ready", "reasons": reasons}), 503
-        return jsonify({"status": "ready", "service": service}), 200
+            return reply(NotReady(status="not ready", reasons=reasons), 503)
+        return reply(Readiness(status="ready", service=service))
 
     @app.get("/metrics")
+    @documented(
+        "Prometheus metrics (text exposition format).",
+        answers={
+            200: Answer("The metrics.", content={"text/plain": {"schema": {"type": "string"}}})
+        },
+    )
     def metrics_endpoint() -> Response:
         return Response(metrics.exposition(), mimetype=None, content_type=CONTENT_TYPE_LATEST)
 
+    # Generated once, on first request: every route is defined by then.
+    document: dict[str, Any] = {}
+
     @app.get("/openapi.json")
+    @documented(
+        "This document.", answers={200: Answer("The OpenAPI document.", content=json_content({}))}
+    )
     def openapi() -> Response:
-        return jsonify(openapi_document(state))
+        if not document:
+            document.update(
+                openapi_document(
+                    app, service=service, version=state.info["version"], public=PUBLIC_ENDPOINTS
+                )
+            )
+        return jsonify(document)
 
     return app
 

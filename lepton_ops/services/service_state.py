@@ -1,10 +1,9 @@
-"""What a service app keeps about itself: its metrics, readiness checks and OpenAPI paths."""
+"""What a service app keeps about itself: its metrics and readiness checks."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from flask import Flask
 
@@ -23,7 +22,6 @@ class ServiceState:
     service: str
     metrics: ServiceMetrics
     readiness: list[ReadinessCheck] = field(default_factory=list)
-    openapi_paths: dict[str, Any] = field(default_factory=dict)
     info: dict[str, str] = field(default_factory=dict)
 
 

@@ -27,35 +27,33 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, Response, jsonify, request
+from flask import Flask, Response
 
 from lepton_ops.errors import BadInput
 from lepton_ops.jobs.kinds import (
     MAX_ARTIFACT_BYTES,
-    MAX_TASKS,
     ShardCancelled,
     get_kind,
     known_kinds,
 )
 from lepton_ops.services.artifacts import (
-    ARTIFACTS_FIELD,
     DEFAULT_ARTIFACT_CACHE_BYTES,
     ArtifactCache,
+    ArtifactStored,
     MissingArtifacts,
-    artifact_digests,
-    artifact_put,
+    MissingArtifactsBody,
+    documented_upload,
     read_artifact_body,
 )
 from lepton_ops.services.auth import Credentials, Role, TokenFile
 from lepton_ops.services.base_app import create_base_app
 from lepton_ops.services.bodies import (
     DEFAULT_MAX_CONTENT_LENGTH,
-    check_fields,
+    ErrorBody,
     error_response,
-    field_int,
-    field_object,
-    field_str,
-    json_body,
+    read_body,
+    read_query,
+    reply,
 )
 from lepton_ops.services.config_files import (
     config_artifact_limit,
@@ -65,12 +63,17 @@ from lepton_ops.services.config_files import (
     config_path,
     load_config_file,
 )
-from lepton_ops.services.openapi import error_responses, json_content
+from lepton_ops.services.openapi import Answer, documented
 from lepton_ops.services.service_state import service_state
 from lepton_ops.services.shard_cancels import ShardCancels, default_cancel_dir
+from lepton_ops.services.worker_bodies import (
+    ArtifactTarget,
+    KindList,
+    ShardResult,
+    ShardRun,
+    ShardsCancelled,
+)
 
-RUN_FIELDS = ("job_id", "shard_id", "kind", "params", "start", "stop")
-RUN_OPTIONAL_FIELDS = ("artifacts",)
 WORKER_SETTINGS = frozenset(
     {"token_file", "speed", "name", "max_content_length", "max_artifact_bytes",
      "artifact_cache_bytes", "cancel_dir", "scrape_token_file"}
@@ -140,75 +143,91 @@ def create_worker_app(config: WorkerConfig | Mapping[str, Any]) -> Flask:
     app = create_base_app(
         "worker", credentials=Credentials(accepted), max_content_length=config.max_content_length
     )
-    state = service_state(app)
-    state.openapi_paths.update(WORKER_PATHS)
-    metrics = state.metrics
+    metrics = service_state(app).metrics
     cache = ArtifactCache(config.artifact_cache_bytes)
     cancels = ShardCancels(config.cancel_dir or default_cancel_dir(config.name))
 
     @app.errorhandler(MissingArtifacts)
     def _missing(exc: MissingArtifacts) -> tuple[Response, int]:
-        return jsonify({"error": str(exc), "status": 409, "missing": exc.missing}), 409
+        return reply(MissingArtifactsBody(error=str(exc), status=409, missing=exc.missing), 409)
 
     @app.post("/v1/shards/run")
-    def run_shard() -> Response | tuple[Response, int]:
-        body = json_body()
-        check_fields(body, RUN_FIELDS + RUN_OPTIONAL_FIELDS)
-        job_id = field_str(body, "job_id")
-        shard_id = field_str(body, "shard_id")
-        kind_name = field_str(body, "kind", max_length=100)
-        params = field_object(body, "params")
-        start = field_int(body, "start", minimum=0)
-        stop = field_int(body, "stop", minimum=0)
-        if start > stop:
-            raise BadInput(f"start ({start}) must not be after stop ({stop})")
-        digests = artifact_digests(body.get("artifacts"))
-        kind = get_kind(kind_name)
-        kind.check_artifact_names(digests)
-        loaded, missing = cache.lookup(kind.name, digests)
+    @documented(
+        "Run one shard: kind.map(params, start, stop) at this worker's speed.",
+        body=ShardRun,
+        answers={
+            200: Answer("The shard's partial result.", ShardResult),
+            409: Answer(
+                "This worker does not hold some of the shard's artifacts: PUT them "
+                "(missing: {name: sha256}), then send the shard again.",
+                MissingArtifactsBody,
+            ),
+            410: Answer("The shard's job was cancelled on this worker.", ErrorBody),
+        },
+        errors=(400, 413, 415),
+    )
+    def run_shard() -> tuple[Response, int]:
+        shard = read_body(ShardRun)
+        kind = get_kind(shard.kind)
+        kind.check_artifact_names(shard.artifacts)
+        loaded, missing = cache.lookup(kind.name, shard.artifacts)
         if missing:
             raise MissingArtifacts(missing)
-        if cancels.is_cancelled(job_id):
-            return _cancelled(job_id)
+        if cancels.is_cancelled(shard.job_id):
+            return _cancelled(shard.job_id)
         began = time.perf_counter()
         try:
             partial = kind.map(
-                params,
-                start,
-                stop,
+                shard.params,
+                shard.start,
+                shard.stop,
                 speed=config.speed,
                 artifacts=loaded,
-                cancelled=cancels.checker(job_id),
+                cancelled=cancels.checker(shard.job_id),
             )
         except ShardCancelled:
-            return _cancelled(job_id)
+            return _cancelled(shard.job_id)
         seconds = time.perf_counter() - began
         metrics.shard_done(kind.name)
-        return jsonify(
-            {"job_id": job_id, "shard_id": shard_id, "partial": partial, "seconds": seconds}
+        return reply(
+            ShardResult(
+                job_id=shard.job_id, shard_id=shard.shard_id, partial=partial, seconds=seconds
+            )
         )
 
     @app.delete("/v1/shards/<job_id>")
-    def cancel_shards(job_id: str) -> Response:
+    @documented(
+        "Cancel a job here: its running shards stop between tasks, its later shards are "
+        "refused (410).",
+        answers={200: Answer("Cancelled.", ShardsCancelled)},
+    )
+    def cancel_shards(job_id: str) -> tuple[Response, int]:
         cancels.cancel(job_id)
-        return jsonify({"job_id": job_id, "cancelled": True})
+        return reply(ShardsCancelled(job_id=job_id, cancelled=True))
 
     @app.put("/v1/artifacts/<digest>")
+    @documented_upload(
+        "Hold an artifact of a kind (loaded and checked by the kind, cached in memory).",
+        query=ArtifactTarget,
+    )
     def put_artifact(digest: str) -> tuple[Response, int]:
-        kind = get_kind(field_str(request.args, "kind", max_length=100))
-        name = kind.artifact_spec(field_str(request.args, "name", max_length=100)).name
+        target = read_query(ArtifactTarget)
+        kind = get_kind(target.kind)
+        name = kind.artifact_spec(target.name).name
         data = read_artifact_body(digest, config.max_artifact_bytes)
         created = cache.get(kind.name, name, digest) is None
         if created:
             cache.put(kind.name, name, digest, kind.load_artifact(name, data), len(data))
-        return (
-            jsonify({"sha256": digest, "size": len(data), "created": created}),
-            201 if created else 200,
-        )
+        stored = ArtifactStored(sha256=digest, size=len(data), created=created)
+        return reply(stored, 201 if created else 200)
 
     @app.get("/v1/kinds")
-    def kinds() -> Response:
-        return jsonify({"kinds": [get_kind(name).describe() for name in known_kinds()]})
+    @documented(
+        "The job kinds this worker can run, with their parameters.",
+        answers={200: Answer("The kinds.", KindList)},
+    )
+    def kinds() -> tuple[Response, int]:
+        return reply(KindList(kinds=[get_kind(name).describe() for name in known_kinds()]))
 
     return app
 
@@ -224,127 +243,5 @@ def app_from_config_file(path: str | os.PathLike[str] | None = None) -> Flask:
         raise BadInput("no worker config file: give a path or set LEPTON_WORKER_CONFIG")
     return create_worker_app(load_config_file(where))
 
-
-WORKER_PATHS: dict[str, Any] = {
-    "/v1/shards/run": {
-        "post": {
-            "summary": "Run one shard: kind.map(params, start, stop) at this worker's speed.",
-            "requestBody": {
-                "required": True,
-                "content": json_content(
-                    {
-                        "type": "object",
-                        "additionalProperties": False,
-                        "required": list(RUN_FIELDS),
-                        "example": {
-                            "job_id": "0123abcd",
-                            "shard_id": "s0000",
-                            "kind": "sleep",
-                            "params": {"tasks": 4, "task_ms": 1.0},
-                            "start": 0,
-                            "stop": 4,
-                        },
-                        "properties": {
-                            "job_id": {"type": "string", "minLength": 1, "maxLength": 200},
-                            "shard_id": {"type": "string", "minLength": 1, "maxLength": 200},
-                            "kind": {"type": "string", "enum": known_kinds()},
-                            "params": {"type": "object"},
-                            "start": {"type": "integer", "minimum": 0, "maximum": MAX_TASKS},
-                            "stop": {"type": "integer", "minimum": 0, "maximum": MAX_TASKS},
-                            "artifacts": ARTIFACTS_FIELD,
-                        },
-                    }
-                ),
-            },
-            "responses": {
-                "200": {
-                    "description": "The shard's partial result.",
-                    "content": json_content(
-                        {
-                            "type": "object",
-                            "required": ["job_id", "shard_id", "partial", "seconds"],
-                            "properties": {
-                                "job_id": {"type": "string"},
-                                "shard_id": {"type": "string"},
-                                "partial": {"type": "object"},
-                                "seconds": {"type": "number"},
-                            },
-                        }
-                    ),
-                },
-                "409": {
-                    "description": "This worker does not hold some of the shard's artifacts: "
-                    "PUT them (missing: {name: sha256}), then send the shard again.",
-                    "content": json_content(
-                        {
-                            "type": "object",
-                            "required": ["error", "status", "missing"],
-                            "properties": {
-                                "error": {"type": "string"},
-                                "status": {"type": "integer"},
-                                "missing": ARTIFACTS_FIELD,
-                            },
-                        }
-                    ),
-                },
-                "410": {
-                    "description": "The shard's job was cancelled on this worker.",
-                    "content": json_content({"$ref": "#/components/schemas/Error"}),
-                },
-                **error_responses(400, 413, 415),
-            },
-        }
-    },
-    "/v1/shards/{job_id}": {
-        "delete": {
-            "summary": "Cancel a job here: its running shards stop between tasks, its later "
-            "shards are refused (410).",
-            "parameters": [
-                {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"}}
-            ],
-            "responses": {
-                "200": {
-                    "description": "Cancelled.",
-                    "content": json_content(
-                        {
-                            "type": "object",
-                            "properties": {
-                                "job_id": {"type": "string"},
-                                "cancelled": {"type": "boolean"},
-                            },
-                        }
-                    ),
-                },
-                **error_responses(),
-            },
-        }
-    },
-    "/v1/artifacts/{digest}": {
-        "put": artifact_put(
-            "Hold an artifact of a kind (loaded and checked by the kind, cached in memory).",
-            parameters=[
-                {"name": "kind", "in": "query", "required": True, "schema": {"type": "string"}},
-                {"name": "name", "in": "query", "required": True, "schema": {"type": "string"}},
-            ],
-        )
-    },
-    "/v1/kinds": {
-        "get": {
-            "summary": "The job kinds this worker can run, with their parameters.",
-            "responses": {
-                "200": {
-                    "description": "The kinds.",
-                    "content": json_content(
-                        {
-                            "type": "object",
-                            "properties": {"kinds": {"type": "array", "items": {"type": "object"}}},
-                        }
-                    ),
-                },
-                **error_responses(),
-            },
-        }
-    },
-}
 
 __all__ = ["WorkerConfig", "app_from_config_file", "create_worker_app"]
