@@ -143,6 +143,8 @@ class ArtifactCache:
 
 
 def _artifact_digests(value: object) -> dict[str, str]:
+    if value is None:
+        return {}
     if not isinstance(value, dict) or len(value) > MAX_JOB_ARTIFACTS:
         raise custom_error(
             f"artifacts must be a JSON object of at most {MAX_JOB_ARTIFACTS} {{name: sha256}}"

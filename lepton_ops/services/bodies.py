@@ -14,7 +14,7 @@ must be a whole number, got a string", never pydantic's own wording.
 
 Field constraints that carry their own message: :class:`Text` (a printable, non-blank
 string), :class:`Count` (a whole number within bounds) and :class:`OneOf` (one of a few
-words). A null field counts as absent: required, or its default.
+words). A null field is "required" unless its type says it may be null.
 """
 
 from __future__ import annotations
@@ -89,51 +89,51 @@ class UnsupportedBody(LeptonError):
 # --------------------------------------------------------------------------- constraints
 
 
-@dataclass(frozen=True)
-class Text:
-    """A string of 1 to ``max_length`` printable characters, not only blanks."""
-
-    max_length: int = 200
+class _Constraint:
+    """A check whose refusal words its own message, and the JSON Schema keywords saying it."""
 
     def __get_pydantic_core_schema__(
         self, source: Any, handler: GetCoreSchemaHandler
     ) -> CoreSchema:
-        return core_schema.no_info_after_validator_function(self._check, handler(source))
+        return core_schema.no_info_after_validator_function(self.check, handler(source))
 
     def __get_pydantic_json_schema__(
         self, schema: CoreSchema, handler: GetJsonSchemaHandler
     ) -> JsonSchemaValue:
-        return {**handler(schema), "minLength": 1, "maxLength": self.max_length}
+        return {**handler(schema), **self.keywords()}
 
-    def _check(self, value: str) -> str:
+    def check(self, value: Any) -> Any:
+        raise NotImplementedError
+
+    def keywords(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class Text(_Constraint):
+    """A string of 1 to ``max_length`` printable characters, not only blanks."""
+
+    max_length: int = 200
+
+    def check(self, value: Any) -> Any:
         if not value.strip() or len(value) > self.max_length or not value.isprintable():
             raise PydanticCustomError(
                 "text", f"must be 1 to {self.max_length} printable characters"
             )
         return value
 
+    def keywords(self) -> dict[str, Any]:
+        return {"minLength": 1, "maxLength": self.max_length}
+
 
 @dataclass(frozen=True)
-class Count:
+class Count(_Constraint):
     """A whole number from ``minimum`` to ``maximum`` (None: no upper bound)."""
 
     minimum: int = 0
     maximum: int | None = None
 
-    def __get_pydantic_core_schema__(
-        self, source: Any, handler: GetCoreSchemaHandler
-    ) -> CoreSchema:
-        return core_schema.no_info_after_validator_function(self._check, handler(source))
-
-    def __get_pydantic_json_schema__(
-        self, schema: CoreSchema, handler: GetJsonSchemaHandler
-    ) -> JsonSchemaValue:
-        bounds = {"minimum": self.minimum}
-        if self.maximum is not None:
-            bounds["maximum"] = self.maximum
-        return {**handler(schema), **bounds}
-
-    def _check(self, value: int) -> int:
+    def check(self, value: Any) -> Any:
         if value < self.minimum or (self.maximum is not None and value > self.maximum):
             upper = f" and at most {self.maximum}" if self.maximum is not None else ""
             raise PydanticCustomError(
@@ -141,29 +141,27 @@ class Count:
             )
         return value
 
+    def keywords(self) -> dict[str, Any]:
+        if self.maximum is None:
+            return {"minimum": self.minimum}
+        return {"minimum": self.minimum, "maximum": self.maximum}
+
 
 @dataclass(frozen=True)
-class OneOf:
+class OneOf(_Constraint):
     """One of ``choices`` (strings)."""
 
     choices: tuple[str, ...]
 
-    def __get_pydantic_core_schema__(
-        self, source: Any, handler: GetCoreSchemaHandler
-    ) -> CoreSchema:
-        return core_schema.no_info_after_validator_function(self._check, handler(source))
-
-    def __get_pydantic_json_schema__(
-        self, schema: CoreSchema, handler: GetJsonSchemaHandler
-    ) -> JsonSchemaValue:
-        return {**handler(schema), "enum": list(self.choices)}
-
-    def _check(self, value: str) -> str:
+    def check(self, value: Any) -> Any:
         if value not in self.choices:
             raise PydanticCustomError(
                 "one_of", f"must be one of {', '.join(self.choices)}, got {value!r}"
             )
         return value
+
+    def keywords(self) -> dict[str, Any]:
+        return {"enum": list(self.choices)}
 
 
 def _known_kinds(schema: dict[str, Any]) -> None:
@@ -195,13 +193,10 @@ def read_query(model: type[Model]) -> Model:
 
 def check_fields(model: type[Model], data: Mapping[str, Any]) -> Model:
     """``data`` as a ``model``; BadInput naming the first wrong field otherwise."""
-    fields = model.model_fields
-    # A null field counts as absent (its default, or "is required"), an unknown one not.
-    present = {key: value for key, value in data.items() if value is not None or key not in fields}
     try:
-        return model.model_validate(present)
+        return model.model_validate(data)
     except _ValidationError as exc:
-        raise BadInput(_first_message(tuple(fields), exc)) from None
+        raise BadInput(_first_message(tuple(model.model_fields), exc)) from None
 
 
 def _first_message(fields: tuple[str, ...], exc: _ValidationError) -> str:
@@ -214,6 +209,8 @@ def _first_message(fields: tuple[str, ...], exc: _ValidationError) -> str:
     value = error["input"]
     match error["type"]:
         case "missing":
+            return f"{name} is required"
+        case "string_type" | "int_type" | "dict_type" if value is None:
             return f"{name} is required"
         case "string_type":
             return f"{name} must be a string, got {_json_type(value)}"
