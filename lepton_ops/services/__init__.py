@@ -12,10 +12,13 @@ What both services share:
   ``/healthz``, ``/readyz``, ``/metrics`` (Prometheus), ``/openapi.json``;
 - :mod:`~lepton_ops.services.service_state` - what an app keeps about itself;
 - :mod:`~lepton_ops.services.auth` - the bearer token: its file and the header check;
-- :mod:`~lepton_ops.services.bodies` - JSON bodies, their fields, JSON errors;
+- :mod:`~lepton_ops.services.bodies` - reading and checking JSON bodies against their
+  pydantic models, JSON errors; each app's own bodies are in
+  :mod:`~lepton_ops.services.worker_bodies` and :mod:`~lepton_ops.services.aggregator_bodies`;
 - :mod:`~lepton_ops.services.artifacts` - job artifacts: digest-checked uploads, the
   worker's cache, and how the aggregator hands them to the workers;
 - :mod:`~lepton_ops.services.metrics` - the Prometheus metrics;
-- :mod:`~lepton_ops.services.openapi` - the OpenAPI document and its helpers;
+- :mod:`~lepton_ops.services.openapi` - ``@documented`` routes, and the OpenAPI document
+  generated from them and their body models;
 - :mod:`~lepton_ops.services.config_files` - config files and their checked values.
 """
