@@ -27,6 +27,7 @@ from types import TracebackType
 from typing import Any, TextIO
 
 from lepton_ops.errors import BadInput, LeptonError, OperationFailed
+from lepton_ops.settings import StateLayout
 from lepton_ops.telemetry import store_schema
 from lepton_ops.telemetry.export import Row, write_csv, write_prometheus
 from lepton_ops.telemetry.facts import Labels, NodeOutcome, NodeStatus
@@ -49,7 +50,7 @@ _SeriesKey = tuple[str, str, Labels]
 
 def store_path(state_dir: Path) -> Path:
     """Where the controller keeps its telemetry history inside its state directory."""
-    return state_dir / "telemetry" / "telemetry.sqlite3"
+    return StateLayout(state_dir).history
 
 
 class TelemetryStore:
