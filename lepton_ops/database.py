@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
-from collections.abc import Mapping
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
 
@@ -106,3 +108,38 @@ def migrate(db: sqlite3.Connection, path: Path, *, what: str, steps: Steps) -> N
             raise
         db.execute("COMMIT")
         version = schema_version(db)
+
+
+@contextmanager
+def transaction(
+    db: sqlite3.Connection,
+    lock: threading.RLock,
+    failed: Callable[[sqlite3.Error], Exception],
+    *,
+    begin: str = "BEGIN IMMEDIATE",
+    passthrough: tuple[type[sqlite3.Error], ...] = (),
+) -> Iterator[sqlite3.Connection]:
+    """One transaction on ``db`` under ``lock``: committed if the block ends, rolled back if
+    it raises. A SQLite error becomes ``failed(error)`` (after the rollback), except the
+    ``passthrough`` kinds (a constraint the caller handles), which are raised as they are.
+    """
+    with lock:
+        try:
+            db.execute(begin)
+            try:
+                yield db
+            except BaseException:
+                _rollback(db)
+                raise
+            db.execute("COMMIT")
+        except passthrough:
+            raise
+        except sqlite3.Error as exc:
+            _rollback(db)
+            raise failed(exc) from None
+
+
+def _rollback(db: sqlite3.Connection) -> None:
+    if db.in_transaction:
+        with contextlib.suppress(sqlite3.Error):
+            db.execute("ROLLBACK")

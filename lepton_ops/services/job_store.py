@@ -20,19 +20,17 @@ lepton-ops is refused rather than guessed at.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from lepton_ops.database import Durability, open_database, schema_version
+from lepton_ops.database import Durability, open_database, schema_version, transaction
 from lepton_ops.errors import BadInput, OperationFailed
 
 SCHEMA_VERSION = 3
@@ -160,26 +158,11 @@ class JobStore:
         with self._lock:
             self._db.close()
 
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
+    def _transaction(self) -> AbstractContextManager[sqlite3.Connection]:
         """One write transaction; a failed write (not a constraint) is StoreWriteError."""
-        with self._lock:
-            try:
-                self._db.execute("BEGIN IMMEDIATE")
-                try:
-                    yield self._db
-                except BaseException:
-                    if self._db.in_transaction:
-                        self._db.execute("ROLLBACK")
-                    raise
-                self._db.execute("COMMIT")
-            except sqlite3.IntegrityError:
-                raise
-            except sqlite3.Error as exc:
-                if self._db.in_transaction:
-                    with contextlib.suppress(sqlite3.Error):
-                        self._db.execute("ROLLBACK")
-                raise StoreWriteError(f"could not write to the job store: {exc}") from None
+        return transaction(
+            self._db, self._lock, _write_error, passthrough=(sqlite3.IntegrityError,)
+        )
 
     @property
     def schema_version(self) -> int:
@@ -437,3 +420,7 @@ def _job(row: tuple[Any, ...]) -> JobRecord:
 
 def _dump(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), sort_keys=True, allow_nan=False)
+
+
+def _write_error(error: sqlite3.Error) -> StoreWriteError:
+    return StoreWriteError(f"could not write to the job store: {error}")

@@ -21,12 +21,19 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TextIO
 
-from lepton_ops.database import Durability, migrate, open_database, schema_version, steps_of
+from lepton_ops.database import (
+    Durability,
+    migrate,
+    open_database,
+    schema_version,
+    steps_of,
+    transaction,
+)
 from lepton_ops.errors import BadInput, OperationFailed
 from lepton_ops.settings import StateLayout
 from lepton_ops.telemetry import store_schema
@@ -133,23 +140,14 @@ class TelemetryStore:
 
     # ------------------------------------------------------------------ plumbing
 
-    @contextmanager
-    def _transaction(self, begin: str = "BEGIN IMMEDIATE") -> Iterator[sqlite3.Connection]:
+    def _transaction(
+        self, begin: str = "BEGIN IMMEDIATE"
+    ) -> AbstractContextManager[sqlite3.Connection]:
         """One transaction; SQLite errors become OperationFailed (after the rollback)."""
-        with self._lock:
-            try:
-                self._db.execute(begin)
-                try:
-                    yield self._db
-                except BaseException:
-                    if self._db.in_transaction:
-                        self._db.execute("ROLLBACK")
-                    raise
-                self._db.execute("COMMIT")
-            except sqlite3.Error as exc:
-                if self._db.in_transaction:
-                    self._db.execute("ROLLBACK")
-                raise OperationFailed(f"telemetry store {self.path}: {exc}") from None
+        return transaction(self._db, self._lock, self._failed, begin=begin)
+
+    def _failed(self, error: sqlite3.Error) -> OperationFailed:
+        return OperationFailed(f"{WHAT} {self.path}: {error}")
 
     def _read(self) -> AbstractContextManager[sqlite3.Connection]:
         """A read transaction: every query in it sees the same snapshot."""
