@@ -11,6 +11,7 @@ from typing import Any
 import yaml
 from telemetry_support import make_facts
 
+from ansible_collections.lepton.ops.plugins.module_utils import node_facts
 from ansible_collections.lepton.ops.plugins.modules import telemetry_facts as module
 from lepton_ops.telemetry.facts_schema import FACTS_KEY, FACTS_SCHEMA, FACTS_SHAPE, check_facts
 
@@ -42,8 +43,8 @@ def value_keys(value: Any) -> Any:
 
 
 def test_the_module_and_the_controller_agree_on_the_schema_number() -> None:
-    assert module.SCHEMA == FACTS_SCHEMA
-    assert module.empty_facts()["schema"] == FACTS_SCHEMA
+    assert node_facts.SCHEMA == FACTS_SCHEMA
+    assert node_facts.empty_facts()["schema"] == FACTS_SCHEMA
 
 
 def test_the_modules_return_documentation_is_the_controllers_shape() -> None:
@@ -52,22 +53,22 @@ def test_the_modules_return_documentation_is_the_controllers_shape() -> None:
 
 
 def test_what_the_module_builds_has_the_controllers_keys() -> None:
-    built = module.empty_facts()
+    built = node_facts.empty_facts()
     expected = shape_keys(FACTS_SHAPE)
     assert set(built) == set(expected)
     for key, inner in expected.items():
         if isinstance(inner, dict):
             assert value_keys(built[key]) == inner, key
-    service = module.empty_service({"name": "lepton-worker", "url": "http://127.0.1.1/healthz"})
+    service = node_facts.empty_service({"name": "lepton-worker", "url": "http://127.0.1.1/healthz"})
     assert value_keys(service) == expected["services"][0]
     target = {"name": "node2", "address": "127.0.1.2", "port": 22, "role": "peer"}
-    entry, _ = module.latency_entry(target, (False, None), attempts=3)
+    entry, _ = node_facts.latency_entry(target, (False, None), attempts=3)
     assert value_keys(entry) == expected["latency"][0]
 
 
 def test_the_modules_disk_entries_have_the_controllers_keys(tmp_path: Any) -> None:
-    facts = module.empty_facts()
-    module.read_disks(facts, [str(tmp_path), str(tmp_path / "missing")])
+    facts = node_facts.empty_facts()
+    node_facts.read_disks(facts, [str(tmp_path), str(tmp_path / "missing")])
     expected = shape_keys(FACTS_SHAPE)["disks"][0]
     assert [value_keys(entry) for entry in facts["disks"]] == [expected] * 3
 
