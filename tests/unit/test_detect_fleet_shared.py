@@ -15,6 +15,7 @@ from predict_support import BASE_RSS, DATA_BASE, MIB, NODES, ROOT_SIZE, node_fac
 
 from lepton_ops.detect.detector import detect
 from lepton_ops.detect.fleet import FLEET_THRESHOLD, NodeAlarms, node_alarms
+from lepton_ops.predict import current_risk
 from lepton_ops.telemetry import NodeOutcome, TelemetryStore, store_path
 
 ROWS = 600
@@ -144,3 +145,19 @@ def test_two_nodes_a_change_on_one_is_that_nodes_alarm(tmp_path: Path) -> None:
     alarms = alarms_since_warm_up(tmp_path, now)
     assert at_risk(alarms) == ["node2"]
     assert 'path="/"' in alarms["node2"].series[0].series
+
+
+def test_without_a_model_the_shared_change_is_reported_fleet_wide_not_acted_on(
+    tmp_path: Path,
+) -> None:
+    now = time.time()
+    record_fleet(tmp_path, now, nodes=("node1", "node2", "node3"))
+    # The build ended a while ago: judge the fleet right after it.
+    judged = now - STEP_S * (ROWS - BUILD_ROW - 14)
+    predictions = current_risk(tmp_path, judged)
+    assert not any(p.at_risk for p in predictions)
+    for prediction in predictions:
+        entry = prediction.to_dict()
+        assert entry["fleet_wide_series"]
+        assert 'path="/"' in entry["fleet_wide_series"][0]["series"]
+        assert not any('path="/"' in a["series"] for a in entry["anomaly_series"])
