@@ -9,8 +9,8 @@ the trained predictor of the lepton-ops state directory. Without a trained model
 one trained without failures), the streaming detector decides: an event per node whose
 watched series alarmed at the detector's fleet threshold, above what its peers show on the
 same series at that time, the series in ``anomaly_series`` (a change on most nodes at once
-is in ``fleet_wide_series``, and raises no event). A thin adapter over lepton_ops, which must be installed where
-ansible-rulebook runs.
+is in ``fleet_wide_series``, and raises no event). A thin adapter over lepton_ops, which
+must be installed where ansible-rulebook runs.
 
 Arguments:
     state_dir:  the lepton-ops state directory (default: lepton-ops' own default).
