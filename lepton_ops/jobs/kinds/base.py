@@ -32,12 +32,13 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
-
-import numpy as np
-import numpy.typing as npt
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from lepton_ops.errors import BadInput, OperationFailed
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
 
 Partial = dict[str, Any]
 
@@ -496,6 +497,8 @@ def exact_float_sum(values: npt.NDArray[np.float64]) -> Dyadic:
     low part (neither sum can overflow below 2**36 values), then the groups are combined
     with Python's unbounded integers.
     """
+    import numpy as np
+
     flat = np.ascontiguousarray(values, dtype=np.float64).ravel()
     if flat.size == 0:
         return (0, 0)

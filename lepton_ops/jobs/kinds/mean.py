@@ -14,10 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any
-
-import numpy as np
-import numpy.typing as npt
+from typing import TYPE_CHECKING, Any
 
 from lepton_ops.errors import BadInput, OperationFailed
 from lepton_ops.jobs.kinds.base import (
@@ -29,6 +26,10 @@ from lepton_ops.jobs.kinds.base import (
     exact_int,
     partial_fields,
 )
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
 
 #: numpy's random() floats are k / SCALE with k a whole number below SCALE.
 SCALE = 2**53
@@ -85,6 +86,8 @@ class MeanKind(JobKind):
         return _partial(count, sum_k, sum_k2, min_k, max_k)
 
     def _map(self, params: dict[str, Any], start: int, stop: int, speed: float) -> Partial:
+        import numpy as np
+
         seed = params["seed"]
         size = params["task_size"]
         count = sum_k = sum_k2 = 0
@@ -163,6 +166,8 @@ def _partial(count: int, sum_k: int, sum_k2: int, min_k: int, max_k: int) -> Par
 
 def _draw_k(seed: int, task: int, size: int) -> npt.NDArray[np.int64]:
     """Task ``task``'s numbers as the whole numbers k (each number is k / 2**53)."""
+    import numpy as np
+
     numbers = np.random.default_rng([seed, task]).random(size)
     scaled = numbers * float(SCALE)  # exact: a power-of-two scaling
     k = scaled.astype(np.int64)
@@ -181,6 +186,8 @@ def _exact_sums(k: npt.NDArray[np.int64]) -> tuple[int, int]:
     two limbs are below 2**36, so int64 sums of up to 2**27 of them cannot overflow; the
     limb sums are then combined with Python's unbounded ints.
     """
+    import numpy as np
+
     sum_k = 0
     sum_k2 = 0
     for begin in range(0, int(k.size), _BLOCK):

@@ -12,8 +12,6 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-import numpy as np
-
 from lepton_ops.errors import BadInput
 from lepton_ops.jobs.kinds.base import (
     SEED,
@@ -60,6 +58,8 @@ class PiKind(JobKind):
         return {"inside": inside, "total": total}
 
     def _map(self, params: dict[str, Any], start: int, stop: int, speed: float) -> Partial:
+        import numpy as np
+
         seed = params["seed"]
         size = params["task_size"]
         inside = 0
