@@ -20,11 +20,11 @@ from lepton_ops.errors import BadInput, OperationFailed
 from lepton_ops.jobs.kinds.base import (
     SEED,
     JobKind,
-    Param,
     Partial,
     cancel_point,
     exact_int,
     partial_fields,
+    task_size,
 )
 
 if TYPE_CHECKING:
@@ -33,9 +33,6 @@ if TYPE_CHECKING:
 
 #: numpy's random() floats are k / SCALE with k a whole number below SCALE.
 SCALE = 2**53
-MAX_TASK_SIZE = 1_000_000
-#: One shard draws at most this many numbers (a few seconds of work).
-MAX_SHARD_NUMBERS = 100_000_000
 _FIELDS = ("count", "sum_k", "sum_k2", "min_k", "max_k")
 #: The exact sums run over blocks this large: every int64 partial sum below stays < 2**63.
 _BLOCK = 2**20
@@ -46,20 +43,9 @@ _LIMB_MASK = (1 << _LIMB_BITS) - 1
 class MeanKind(JobKind):
     name = "mean"
     summary = "Count, mean, population variance, min and max of seeded uniform numbers."
-    params = (
-        Param(
-            "task_size",
-            "int",
-            "How many numbers each task draws (M).",
-            default=1000,
-            minimum=1,
-            maximum=MAX_TASK_SIZE,
-        ),
-        SEED,
-    )
-
-    def _shard_tasks_limit(self, params: Mapping[str, Any]) -> int:
-        return MAX_SHARD_NUMBERS // int(params["task_size"])
+    params = (task_size("numbers", default=1000), SEED)
+    # one shard draws at most MAX_SHARD_DRAWS numbers (a few seconds of work)
+    work_per_task = "task_size"
 
     def empty(self) -> Partial:
         return {"count": 0, "sum_k": "0", "sum_k2": "0", "min_k": None, "max_k": None}
