@@ -19,7 +19,7 @@ from lepton_ops.jobs.kinds import ENTRY_POINT_GROUP, builtin_kinds, get_kind, kn
 
 ROOT = Path(__file__).resolve().parents[2]
 
-KIND_MODULE = '''
+KIND_MODULE = """
 from lepton_ops.jobs.kinds.base import JobKind, Param, Partial, exact_int, partial_fields
 
 
@@ -43,7 +43,7 @@ class HistogramKind(JobKind):
 
     def _finalize(self, partial):
         return {"n": partial["n"]}
-'''
+"""
 
 
 def help_text(capsys: pytest.CaptureFixture[str]) -> str:

@@ -5,7 +5,8 @@ verified and audited as its spec says."""
 
 from __future__ import annotations
 
-import types
+import importlib
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -64,23 +65,25 @@ def test_a_name_or_a_rung_is_taken_once() -> None:
 
 
 # The recipe, as a plugin would follow it: a spec registered in a module of its own.
-PLUGIN = '''
+PLUGIN = """
 from lepton_ops.remediate.ladder import Action, Verify, register
 
 REBOOT = register(Action(
     "reboot", "Reboot the node.", rung=25, verify=Verify.HEALTHY, lifts_predictive_drain=True
 ))
-'''
+"""
 
 
 @pytest.fixture
-def reboot() -> Iterator[Action]:
-    module = types.ModuleType("lepton_reboot_action")
-    exec(compile(PLUGIN, "lepton_reboot_action.py", "exec"), module.__dict__)  # noqa: S102
+def reboot(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Action]:
+    (tmp_path / "lepton_reboot_action.py").write_text(PLUGIN, encoding="utf-8")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "lepton_reboot_action", raising=False)
     try:
-        yield module.REBOOT
+        yield importlib.import_module("lepton_reboot_action").REBOOT
     finally:
         unregister("reboot")
+        sys.modules.pop("lepton_reboot_action", None)
 
 
 def test_a_registered_action_takes_its_rung_on_the_ladder(reboot: Action) -> None:
