@@ -21,6 +21,7 @@ from lepton_ops.deploy.token import ensure_token
 from lepton_ops.gateway import PlaybookResult, PlaybookRun, run_playbook
 from lepton_ops.provision.provision import provision
 from lepton_ops.remediate.ladder import Action, Runs
+from lepton_ops.settings import StateLayout
 
 PLAYBOOK = "remediate"
 #: How long a drain by remediation lasts unless renewed (the node is checked again by then).
@@ -84,7 +85,7 @@ def alert(state_dir: Path, node: str, reason: str) -> str:
     """Tell a human: a line in alerts.log, and the operator's alert command if set."""
     message = f"lepton-ops: {node} is cordoned and needs a person: {reason}"
     line = json.dumps({"ts": time.time(), "node": node, "message": message})
-    path = state_dir / "alerts.log"
+    path = StateLayout(state_dir).alerts_log
     with path.open("a", encoding="utf-8") as handle:
         handle.write(line + "\n")
     command = os.environ.get(ALERT_COMMAND_ENV, "").strip()

@@ -57,6 +57,7 @@ from lepton_ops.remediate.policy import (
     cordoned_nodes,
     decide,
 )
+from lepton_ops.settings import StateLayout
 from lepton_ops.telemetry.pull import fleet_targets, load_token
 from lepton_ops.telemetry.records import RemediationRecord
 from lepton_ops.telemetry.store import TelemetryStore, store_path
@@ -111,7 +112,7 @@ class RemediationPass:
 
 
 def lock_path(state_dir: Path) -> Path:
-    return state_dir / "remediate.lock"
+    return StateLayout(state_dir).remediation_lock
 
 
 def default_trigger() -> str:

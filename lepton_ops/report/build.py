@@ -21,7 +21,6 @@ from lepton_ops.report.load import Interruptions, explain_job, load_section
 from lepton_ops.report.model import Report
 from lepton_ops.report.sources import (
     PredictionSection,
-    Remediation,
     prediction_section,
     remediation_section,
 )
@@ -38,6 +37,7 @@ from lepton_ops.report.stability import (
     observations,
 )
 from lepton_ops.report.timeline import DISK, MEMORY, timelines
+from lepton_ops.telemetry.records import RemediationRecord
 from lepton_ops.telemetry.store import TelemetryStore
 
 
@@ -122,7 +122,7 @@ def build_report(
 
 
 def _interruptions(
-    per_node: Sequence[Stability], actions: Sequence[Remediation], until: float
+    per_node: Sequence[Stability], actions: Sequence[RemediationRecord], until: float
 ) -> Interruptions:
     """When each node could not take shards: its failure episodes, and its drains."""
     found: dict[str, list[tuple[float, float | None, str]]] = {}

@@ -18,7 +18,7 @@ from cli_support import one_error_line, run_cli
 
 from lepton_ops.cli.app import main
 from lepton_ops.detect.detector import detect
-from lepton_ops.predict.score_csv import parse_timestamp, parse_value
+from lepton_ops.detect.score_csv import parse_timestamp, parse_value
 from lepton_ops.telemetry.export import CSV_HEADER, write_csv
 
 T0 = 1_700_000_000.0
