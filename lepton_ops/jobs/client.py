@@ -273,6 +273,7 @@ def connect(
 
 # --------------------------------------------------------------------------- job options
 
+
 def job_params(kind_name: str, options: Mapping[str, Any]) -> dict[str, Any]:
     """The kind's parameters from the ``job run`` options given (None: not given): every
     kind's declared parameters are ``job run`` options (see ``lepton_ops.cli.kind_options``).
