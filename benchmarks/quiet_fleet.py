@@ -15,7 +15,11 @@ An *actionable alarm* is a node the plan would have acted on (a decision with an
 at risk, or failing now). An alarm the predictor keeps up over several passes counts once:
 passes in a row with an action for the same node are one alarm. Without a model (the
 default: a new lab has none) the streaming detector alone decides, at its fleet
-threshold; the first 128 collections of each series are its warm-up.
+threshold, on each node's alarms above its peers' (a change on most nodes at once is
+fleet-wide, not actionable); the first 128 collections of each series are its warm-up, and
+none can reach the fleet threshold before collection 384 (its probation: about 32 minutes
+at one pass every 5 s). A run shorter than that only checks the warm-up and the probation:
+``--minutes 60`` checks about half an hour of calibrated detector.
 
 Target: 0 alarms in 30 minutes on 5 nodes (the goal is at most 1 per node-day).
 Progress goes to stderr; one JSON line last on stdout.

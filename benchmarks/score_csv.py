@@ -37,8 +37,8 @@ import numpy as np
 
 from lepton_ops.detect.benchmark import run_benchmark
 from lepton_ops.detect.detector import detect
+from lepton_ops.detect.score_csv import score_csv
 from lepton_ops.detect.synthetic import corpus
-from lepton_ops.predict.score_csv import score_csv
 
 STEP = 300.0
 T0 = 1_700_000_000.0

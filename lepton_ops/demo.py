@@ -35,6 +35,7 @@ from lepton_ops.lab import Lab, LabMode
 from lepton_ops.provision.provision import provision
 from lepton_ops.remediate.policy import PolicyConfig
 from lepton_ops.remediate.run import node_health, remediate_once
+from lepton_ops.settings import StateLayout
 from lepton_ops.telemetry.collect import collect
 from lepton_ops.telemetry.store import TelemetryStore, store_path
 
@@ -297,7 +298,7 @@ def run_demo(
             now = time.time()
             # this tour's story: from its first observation (a previous tour is not in it)
             built = build_report(store, state_dir, since=fitted_since(store, started_at, now))
-        target = state_dir / "reports" / "demo-report.html"
+        target = StateLayout(state_dir).reports / "demo-report.html"
         target.parent.mkdir(parents=True, exist_ok=True)
         temporary = target.with_name(target.name + ".tmp")
         temporary.write_text(page(built), encoding="utf-8")

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
+from lepton_ops.cli.kind_options import KindOptionsCommand, given_kind_options
 from lepton_ops.cli.lazy import sub_app
 from lepton_ops.cli.options import (
     LimitOpt,
@@ -168,7 +168,7 @@ def _client(cfg: Settings) -> jobs.AggregatorClient:
     return jobs.connect(cfg.state_dir, lambda: require_inventory(cfg))
 
 
-@app.command("run")
+@app.command("run", cls=KindOptionsCommand)
 @with_settings
 def run_command(
     cfg: Settings,
@@ -178,7 +178,7 @@ def run_command(
             "--kind",
             "-k",
             metavar="KIND",
-            help="The job kind: mean, pi, predict, sleep, or one a package registers.",
+            help="The job kind (the known kinds are listed by --help).",
         ),
     ],
     tasks: Annotated[
@@ -189,44 +189,6 @@ def run_command(
             min=1,
             metavar="N",
             help="How many tasks the job has, 1 or more (predict: one per data row, the default).",
-            show_default=False,
-        ),
-    ] = None,
-    task_size: Annotated[
-        int | None,
-        typer.Option(
-            "--task-size", metavar="N", help="Numbers per task (mean, pi).", show_default=False
-        ),
-    ] = None,
-    seed: Annotated[
-        int | None,
-        typer.Option("--seed", metavar="N", help="The random seed (mean, pi).", show_default=False),
-    ] = None,
-    task_ms: Annotated[
-        float | None,
-        typer.Option(
-            "--task-ms",
-            min=0.0,
-            metavar="MS",
-            help="Milliseconds per task at speed 1 (sleep).",
-            show_default=False,
-        ),
-    ] = None,
-    model: Annotated[
-        Path | None,
-        typer.Option(
-            "--model",
-            metavar="FILE",
-            help="The model file (predict): scikit-learn saved with skops.",
-            show_default=False,
-        ),
-    ] = None,
-    data: Annotated[
-        Path | None,
-        typer.Option(
-            "--data",
-            metavar="FILE",
-            help="The rows to score (predict): a 2-D .npy array or numeric CSV.",
             show_default=False,
         ),
     ] = None,
@@ -250,15 +212,14 @@ def run_command(
 
     A predict job scores each row of --data with --model: both files are checked here,
     uploaded once (by content), and the job has one task per row.
+
+    The options after --tasks are the kinds' parameters and files, each for the kinds
+    named in its help.
     """
     from lepton_ops.jobs import client as jobs
 
-    inputs = jobs.job_inputs(
-        kind,
-        {"task_size": task_size, "seed": seed, "task_ms": task_ms},
-        {"model": model, "data": data},
-        tasks,
-    )
+    params, files = given_kind_options()
+    inputs = jobs.job_inputs(kind, params, files, tasks)
     with _client(cfg) as client:
         digests = client.upload_artifacts(inputs.artifacts)
         job_id = client.submit(

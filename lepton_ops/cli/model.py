@@ -18,7 +18,7 @@ from lepton_ops.errors import BadInput
 from lepton_ops.settings import Settings
 
 if TYPE_CHECKING:
-    from lepton_ops.predict.score_csv import CsvScoreSummary
+    from lepton_ops.detect.score_csv import CsvScoreSummary
 
 app = sub_app("The failure predictor: its models, and anomaly scores for a metric's history.")
 
@@ -97,7 +97,7 @@ def score_csv_command(
     ] = None,
 ) -> None:
     # Imported here: numpy stays out of the CLI's start-up for the other commands.
-    from lepton_ops.predict.score_csv import atomic_output, score_csv, score_csv_directory
+    from lepton_ops.detect.score_csv import atomic_output, score_csv, score_csv_directory
 
     columns = None
     if series_columns is not None:

@@ -129,6 +129,7 @@ def predict_command(
                 if c.contribution >= noticeable
             ]
             + [_alarm_text(alarm) for alarm in p.anomaly_series]
+            + [_fleet_wide_text(alarm) for alarm in p.fleet_wide_series]
         )
         table.add_row(
             p.node,
@@ -143,7 +144,15 @@ def predict_command(
 
 
 def _alarm_text(alarm: SeriesAlarm) -> str:
-    return f"{alarm.series} {alarm.value:.4g} (alarm {alarm.score:.2f})"
+    above = f" above the fleet's {alarm.fleet:.2f}" if alarm.fleet > 0 else ""
+    return f"{alarm.series} {alarm.value:.4g} (alarm {alarm.score:.2f}{above})"
+
+
+def _fleet_wide_text(alarm: SeriesAlarm) -> str:
+    return (
+        f"fleet-wide, not this node's: {alarm.series} {alarm.value:.4g} "
+        f"(alarm {alarm.score:.2f}, the fleet's {alarm.fleet:.2f})"
+    )
 
 
 def _show_detector(predictions: list[NodePrediction], now: float, json_output: bool) -> None:
@@ -186,7 +195,10 @@ def _show_detector(predictions: list[NodePrediction], now: float, json_output: b
             "-" if p.anomaly_score is None else f"{p.anomaly_score:.2f}",
             verdict,
             "-" if p.data_age_s is None else f"{p.data_age_s:.0f}s",
-            "\n".join(_alarm_text(alarm) for alarm in p.anomaly_series)
+            "\n".join(
+                [_alarm_text(alarm) for alarm in p.anomaly_series]
+                + [_fleet_wide_text(alarm) for alarm in p.fleet_wide_series]
+            )
             or Text("nothing stands out", style="dim"),
         )
     console.print(table)

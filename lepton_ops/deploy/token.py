@@ -29,13 +29,14 @@ from pathlib import Path
 
 from lepton_ops.errors import BadInput
 from lepton_ops.services.auth import read_token_file, read_tokens
+from lepton_ops.settings import StateLayout
 
 TOKEN_BYTES = 32
 
 
 def token_path(state_dir: Path) -> Path:
     """Where the controller keeps its own token: ``<state_dir>/secrets/service-token``."""
-    return state_dir / "secrets" / "service-token"
+    return StateLayout(state_dir).secrets / "service-token"
 
 
 @dataclass(frozen=True)

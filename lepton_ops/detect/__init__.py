@@ -6,5 +6,8 @@
 - :mod:`~lepton_ops.detect.baselines` - never-firing, random, windowed Gaussian detectors;
 - :mod:`~lepton_ops.detect.benchmark` - every detector over a corpus, scored;
 - :mod:`~lepton_ops.detect.synthetic` - the deterministic synthetic development corpus;
-- :mod:`~lepton_ops.detect.telemetry_corpus` - the lab's telemetry and chaos faults as a corpus.
+- :mod:`~lepton_ops.detect.telemetry_corpus` - the lab's telemetry and chaos faults as a corpus;
+- :mod:`~lepton_ops.detect.score_csv` - ``lepton-ops model score-csv``: CSV files scored;
+- :mod:`~lepton_ops.detect.previous_scorer` - the scorer before the detector, kept as a
+  benchmark baseline.
 """

@@ -5,7 +5,7 @@
 - ``windowed_gaussian``: the two-sided Gaussian tail of the row's z-score against the
   mean and standard deviation of the previous :data:`GAUSSIAN_WINDOW` rows, as
   ``erf(|z| / sqrt(2))`` (0 while fewer than two rows were seen);
-- ``previous``: the project's earlier scorer (:mod:`~lepton_ops.predict.series_anomaly`).
+- ``previous``: the project's earlier scorer (:mod:`~lepton_ops.detect.previous_scorer`).
 
 Each takes ``(name, timestamps, values)`` and returns one score per row (NaN: missing).
 """
@@ -59,6 +59,6 @@ def windowed_gaussian(name: str, timestamps: FloatArray, values: FloatArray) -> 
 
 
 def previous(name: str, timestamps: FloatArray, values: FloatArray) -> FloatArray:
-    from lepton_ops.predict.series_anomaly import score_series
+    from lepton_ops.detect.previous_scorer import score_series
 
     return score_series(timestamps, values)

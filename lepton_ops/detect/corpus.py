@@ -22,9 +22,9 @@ from typing import Any
 
 import numpy as np
 
+from lepton_ops.detect.score_csv import TIMESTAMP_COLUMNS, parse_timestamp, parse_value
 from lepton_ops.detect.scoring import FloatArray
 from lepton_ops.errors import BadInput
-from lepton_ops.predict.score_csv import TIMESTAMP_COLUMNS, parse_timestamp, parse_value
 
 LABELS_FILE = "labels.json"
 

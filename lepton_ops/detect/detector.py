@@ -35,11 +35,13 @@ How a row is scored
 2. **Calibration** (the *anomaly likelihood* of HTM, made robust): each statistic becomes
    a tail probability against its *own* last ``calibration_window`` values - the share of
    them at least as large, and above the top ``tail_share`` an exponential tail fitted to
-   their excesses (shrunk towards a prior scale with few rows), so a value beyond anything
-   seen still gets an ordered, finite probability. The calibration is refitted every
-   ``block`` rows from the rows before the block. A statistic that is often large on a
-   series (a spiky latency) thereby needs to be larger to surprise: the probability means
-   the same on every series.
+   their excesses (shrunk towards a prior scale with few rows; its predictive form, heavier
+   the fewer rows it rests on), so a value beyond anything seen still gets an ordered,
+   finite probability, and never one rarer than ``(n + 1) ** -3`` from ``n`` rows of
+   history: a statistic just past its warm-up needs more evidence to alarm. The
+   calibration is refitted every ``block`` rows from the rows before the block. A
+   statistic that is often large on a series (a spiky latency) thereby needs to be larger
+   to surprise: the probability means the same on every series.
 
 3. **Combination**: the Bonferroni minimum ``p = min(1, K * min_k p_k)`` over the ``K``
    statistics; the *surprise* is ``min(1, -log10(p) / decades)``: with ``decades = 8``,
@@ -57,8 +59,11 @@ How a row is scored
 Warm-up and missing rows
 ------------------------
 The first ``warmup`` valid rows score 0 (never 1): the statistics and their calibration
-are still learning. A row with a missing (NaN, infinite) value or timestamp scores NaN and
-changes nothing. Timestamps serve only for the gap between rows (``None``: one step each).
+are still learning. Until the calibration rests on 259 rows (the refit at row 384 with the
+defaults) no row can reach the fleet threshold 0.8 (see
+:meth:`_Calibration.probabilities`). A row with a missing (NaN, infinite) value or
+timestamp scores NaN and changes nothing. Timestamps serve only for the gap between rows
+(``None``: one step each).
 
 Speed: the raw statistics are one loop of scalar arithmetic; calibration, combination and
 the alarm rule are vectorised per block (about 150,000 rows a second on one core).
@@ -86,6 +91,8 @@ _DAY_S = 86_400.0
 _SEASON_ROWS = 2048
 _TAIL_PRIOR_ROWS = 5.0
 _TAIL_MIN_ROWS = 5
+#: A history of ``n`` rows vouches for a tail probability of ``(n + 1) ** -3`` at the least.
+_EVIDENCE_POWER = 3.0
 #: Quantile bins of the context statistic (plus "below" and "above").
 _BINS = 8
 _SYMBOLS = _BINS + 2
@@ -173,13 +180,15 @@ class _Calibration:
     """Each statistic's sorted history and exponential tail (see the module's doc)."""
 
     history: list[FloatArray]
-    scale: FloatArray  # the exponential tail's scale
+    scale: FloatArray  # the tail's mean excess
+    shape: FloatArray  # the evidence behind it, in rows (tail rows + the prior's)
     counts: FloatArray
 
     @classmethod
     def fit(cls, stats: FloatArray, share: float) -> _Calibration:
         history: list[FloatArray] = []
         scale = _TAIL_PRIOR.copy()
+        shape = np.full(_K, _TAIL_PRIOR_ROWS)
         counts = np.zeros(_K)
         for k in range(_K):
             column = np.sort(stats[:, k][np.isfinite(stats[:, k])])
@@ -191,8 +200,9 @@ class _Calibration:
             tail = column[n - top :]
             excess = float(tail.sum() - top * tail[0])
             scale[k] = (excess + _TAIL_PRIOR_ROWS * _TAIL_PRIOR[k]) / (top + _TAIL_PRIOR_ROWS)
+            shape[k] = top + _TAIL_PRIOR_ROWS
             counts[k] = n
-        return cls(history, scale, counts)
+        return cls(history, scale, shape, counts)
 
     def probabilities(self, stats: FloatArray) -> FloatArray:
         """P(a past value >= this one) of each row and statistic (1: not calibrated).
@@ -200,7 +210,21 @@ class _Calibration:
         Inside the history the conformal share ``(at least as large + 1) / (n + 1)``:
         never rarer than the history shows, so what recurs (a nightly job, a sawtooth's
         reset) stays ordinary however large. Beyond the largest past value, that share
-        times the tail's odds of going that much further.
+        times the tail's odds of going that much further: the predictive tail of an
+        exponential whose rate is known from ``shape`` rows only, ``(1 + x / (shape *
+        scale)) ** -shape`` (Lomax). With a long history it is the exponential tail; with a
+        short one (a statistic just past its warm-up) it is much heavier, so a row needs
+        far more evidence to look one in a million: a few dozen rows cannot vouch for that.
+        And never rarer than ``(n + 1) ** -3``: how far beyond its history an
+        extrapolation is trusted grows with that history. The whole window (2,048 rows)
+        vouches for 1 in 10^10, beyond any alarm (surprise 1); the 112 rows calibrated at
+        the end of the warm-up for 1 in 1.4 million only, and the 240 of the next refit
+        for 1 in 14 million: surprises of 0.66 and 0.79 at most after the Bonferroni
+        factor, short of the fleet threshold (0.8), which takes 259 rows - the refit at
+        row 384, on 368 (a surprise of 0.86 at most; 0.91 at row 512). A probation like
+        that of HTM's anomaly likelihood (388 rows): spiky series (a latency) would
+        otherwise raise most of their chance alarms in the first blocks after the warm-up,
+        when one new spike larger than the few seen so far looks one in a billion.
         """
         p = np.ones(stats.shape)
         for k in range(_K):
@@ -211,7 +235,9 @@ class _Calibration:
             history = self.history[k]
             at_least = history.size - np.searchsorted(history, column, side="left")
             beyond = np.maximum(column - history[-1], 0.0)
-            chosen = (at_least + 1.0) / (n + 1.0) * np.exp(-beyond / self.scale[k])
+            shape = self.shape[k]
+            odds = np.exp(-shape * np.log1p(beyond / (shape * self.scale[k])))
+            chosen = np.maximum((at_least + 1.0) / (n + 1.0) * odds, (n + 1.0) ** -_EVIDENCE_POWER)
             p[:, k] = np.where(np.isfinite(column), chosen, 1.0)
         return p
 

@@ -11,17 +11,43 @@ One threshold for the fleet, :data:`FLEET_THRESHOLD` = 0.8: a surprise of 6.4 de
 about one row in 2.5 million of a series behaving as before. A node watched on ~30 series
 sampled every 5 s has ~500,000 rows a day: that keeps chance alarms well under one per
 node-day, the budget an operator can live with.
+
+A node is alarmed when it stands out from its peers
+-----------------------------------------------------
+A change that shows on most nodes at once (the same series - metric and labels - on each)
+has a shared cause: a file system every node mounts, a host they share, a deploy, the
+network. It is not one node failing, and restarting a node would not help. So each alarm
+is weighed against the fleet: the *fleet surprise* of a row is the median, over the other
+nodes that report the same series, of each one's highest surprise (before the
+one-alarm-per-anomaly rule) within :data:`COMOVING_S` seconds of it (0 for a node with no
+row there), less :data:`ORDINARY` (the loudest of a few ordinary rows reaches 2 decades
+now and then: only more than that is shared). The node's alarm is its score minus that,
+in decades: its tail probability divided by the fleet's typical one. An alarm whose fleet
+surprise is at least half its score is a *fleet-wide* finding: reported apart
+(``NodeAlarms.fleet_wide``), never the node's own alarm.
+
+With three or more nodes the median needs most peers to move for an alarm to be
+discounted: one or two failing nodes among five stand out. With two nodes the one peer
+decides: both moving together is fleet-wide (there is no majority to tell which one is
+normal); one alone is the node's alarm. A single node has no peers and nothing is
+discounted.
+
+Disk series: a path that reports the very numbers of the node's ``/`` (a directory on the
+root file system, as ``/etc/lepton`` often is) is that file system, scored once as ``/``;
+a file system every node sees (a shared mount, or in a one-machine lab the host's own
+disk) moves on all nodes at once and is fleet-wide by the rule above, while the node's own
+data directory filling up stands out.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
-from lepton_ops.detect.detector import DetectorOptions, detect
-from lepton_ops.detect.telemetry_corpus import METRICS
+from lepton_ops.detect.detector import DetectorOptions, FloatArray, StreamingDetector
+from lepton_ops.detect.telemetry_corpus import METRICS, ROOT_PATH, on_root_file_system
 from lepton_ops.telemetry.records import Series
 from lepton_ops.telemetry.store import TelemetryStore
 
@@ -35,6 +61,12 @@ RECENT_S = 120.0
 HISTORY_ROWS = DetectorOptions().warmup + DetectorOptions().calibration_window
 #: The named series of a node, at most.
 TOP_SERIES = 3
+#: Rows of other nodes this close in time (seconds) to an alarm are the same moment.
+COMOVING_S = 20.0
+#: Surprise that is ordinary for the loudest of a few rows (2 decades: one row in 100).
+ORDINARY = 0.25
+#: An alarm whose fleet surprise is at least this share of its score is fleet-wide.
+FLEET_WIDE_SHARE = 0.5
 
 
 @dataclass(frozen=True)
@@ -42,9 +74,12 @@ class SeriesAlarm:
     """A series' highest recent alarm."""
 
     series: str
+    #: the node's alarm above the fleet's (a fleet-wide finding: the alarm itself)
     score: float
     ts: float
     value: float
+    #: the fleet surprise at that time: the other nodes' median on the same series
+    fleet: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -52,6 +87,7 @@ class SeriesAlarm:
             "score": round(self.score, 4),
             "ts": self.ts,
             "value": round(self.value, 6),
+            "fleet": round(self.fleet, 4),
         }
 
 
@@ -64,6 +100,26 @@ class NodeAlarms:
     series: tuple[SeriesAlarm, ...]
     #: the node's latest watched point
     latest_ts: float | None
+    #: alarms of series that moved on most nodes at once: not this node's failure
+    fleet_wide: tuple[SeriesAlarm, ...] = ()
+
+
+@dataclass(frozen=True)
+class _Scored:
+    """One series of one node, scored: its valid rows, their alarms and surprises."""
+
+    node: str
+    label: str
+    stamps: FloatArray
+    values: FloatArray
+    scores: FloatArray
+    surprises: FloatArray
+
+    def loudest(self, begin: float, end: float) -> float:
+        """The highest surprise of the rows in ``[begin, end]`` (0: none)."""
+        first = int(np.searchsorted(self.stamps, begin, side="left"))
+        last = int(np.searchsorted(self.stamps, end, side="right"))
+        return float(self.surprises[first:last].max()) if last > first else 0.0
 
 
 def series_label(series: Series) -> str:
@@ -84,36 +140,87 @@ def node_alarms(
 ) -> dict[str, NodeAlarms]:
     """Each node's recent alarms (of ``nodes``, default every node of the store), from the
     data up to ``now``; ``history_s`` bounds the data read (default: no bound but the last
-    :data:`HISTORY_ROWS` points of each series)."""
+    :data:`HISTORY_ROWS` points of each series). Every node of the store is scored: the
+    fleet surprise needs the peers of ``nodes`` too."""
     since = None if history_s is None else now - history_s
-    found: dict[str, list[SeriesAlarm]] = {}
+    by_label: dict[str, list[_Scored]] = {}
     latest: dict[str, float] = {}
-    wanted = None if nodes is None else set(nodes)
     for metric in sorted(WATCHED_METRICS):
-        for series in store.series(metric=metric, since=since, until=now):
-            if wanted is not None and series.node not in wanted:
-                continue
-            points = series.points[-HISTORY_ROWS:]
-            stamps = np.array([p[0] for p in points], dtype=np.float64)
-            values = np.array([p[1] for p in points], dtype=np.float64)
+        listed = [
+            replace(series, points=series.points[-HISTORY_ROWS:])
+            for series in store.series(metric=metric, since=since, until=now)
+        ]
+        roots = {s.node: dict(s.points) for s in listed if s.labels.get("path") == ROOT_PATH}
+        for series in listed:
+            stamps = np.array([p[0] for p in series.points], dtype=np.float64)
             latest[series.node] = max(latest.get(series.node, -np.inf), float(stamps[-1]))
-            scores = np.nan_to_num(detect(stamps, values), nan=0.0)
-            recent = np.flatnonzero((stamps > now - recent_s) & (scores > 0))
-            alarms = found.setdefault(series.node, [])
-            if recent.size:
-                best = int(recent[np.argmax(scores[recent])])
-                alarms.append(
-                    SeriesAlarm(
-                        series_label(series),
-                        float(scores[best]),
-                        float(stamps[best]),
-                        float(values[best]),
-                    )
-                )
+            if on_root_file_system(series, roots.get(series.node)):
+                continue
+            scored = _score(series, stamps)
+            by_label.setdefault(scored.label, []).append(scored)
+    wanted = set(latest) if nodes is None else set(nodes) & set(latest)
+    own: dict[str, list[SeriesAlarm]] = {node: [] for node in wanted}
+    shared: dict[str, list[SeriesAlarm]] = {node: [] for node in wanted}
+    for group in by_label.values():
+        for scored in group:
+            if scored.node not in wanted:
+                continue
+            peers = [other for other in group if other.node != scored.node]
+            alarm, fleet_wide = _recent_alarms(scored, peers, now - recent_s)
+            if alarm is not None:
+                own[scored.node].append(alarm)
+            if fleet_wide is not None:
+                shared[scored.node].append(fleet_wide)
     result = {}
-    for node in sorted(set(found) | set(latest)):
-        alarms = sorted(found.get(node, []), key=lambda a: (-a.score, a.series))[:TOP_SERIES]
+    for node in sorted(wanted):
+        alarms = sorted(own[node], key=_loudest_first)[:TOP_SERIES]
         result[node] = NodeAlarms(
-            node, alarms[0].score if alarms else 0.0, tuple(alarms), latest.get(node)
+            node,
+            alarms[0].score if alarms else 0.0,
+            tuple(alarms),
+            latest.get(node),
+            tuple(sorted(shared[node], key=_loudest_first)[:TOP_SERIES]),
         )
     return result
+
+
+def _score(series: Series, stamps: FloatArray) -> _Scored:
+    values = np.array([p[1] for p in series.points], dtype=np.float64)
+    valid = np.isfinite(stamps) & np.isfinite(values)
+    detector = StreamingDetector()
+    scores = np.nan_to_num(detector.update_many(stamps, values), nan=0.0)
+    surprises = np.zeros(stamps.size)
+    surprises[valid] = detector.surprises
+    return _Scored(series.node, series_label(series), stamps, values, scores, surprises)
+
+
+def _recent_alarms(
+    scored: _Scored, peers: list[_Scored], since: float
+) -> tuple[SeriesAlarm | None, SeriesAlarm | None]:
+    """The series' loudest recent alarm above its fleet's, and its loudest fleet-wide one."""
+    own: SeriesAlarm | None = None
+    fleet_wide: SeriesAlarm | None = None
+    for row in np.flatnonzero((scored.stamps > since) & (scored.scores > 0)).tolist():
+        ts = float(scored.stamps[row])
+        score = float(scored.scores[row])
+        fleet = _fleet_surprise(peers, ts)
+        value = float(scored.values[row])
+        if fleet >= FLEET_WIDE_SHARE * score:
+            if fleet_wide is None or score > fleet_wide.score:
+                fleet_wide = SeriesAlarm(scored.label, score, ts, value, fleet)
+        elif own is None or score - fleet > own.score:
+            own = SeriesAlarm(scored.label, score - fleet, ts, value, fleet)
+    return own, fleet_wide
+
+
+def _fleet_surprise(peers: list[_Scored], ts: float) -> float:
+    """The median over ``peers`` of their highest surprise within :data:`COMOVING_S`,
+    less what is :data:`ORDINARY` for the loudest of that many rows."""
+    if not peers:
+        return 0.0
+    loudest = np.median([p.loudest(ts - COMOVING_S, ts + COMOVING_S) for p in peers])
+    return max(0.0, float(loudest) - ORDINARY)
+
+
+def _loudest_first(alarm: SeriesAlarm) -> tuple[float, str]:
+    return -alarm.score, alarm.series

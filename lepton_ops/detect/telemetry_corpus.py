@@ -72,12 +72,15 @@ def shows(fault: FaultRecord, series: Series) -> bool:
 def _on_root(series: Series, root: dict[float, float] | None) -> bool:
     """A disk series of ``/`` or of a directory on it (the same numbers): host-wide, not the
     node's own disk (a lab's nodes share the host's root file system)."""
+    return series.labels.get("path") == ROOT_PATH or on_root_file_system(series, root)
+
+
+def on_root_file_system(series: Series, root: dict[float, float] | None) -> bool:
+    """A disk series of a path other than ``/`` that reports the very numbers the node's
+    ``/`` reports (``root``: its points by time) in 90 % of their common samples: a
+    directory on the root file system, not a file system of its own."""
     path = series.labels.get("path")
-    if path is None:
-        return False
-    if path == ROOT_PATH:
-        return True
-    if not root:
+    if path is None or path == ROOT_PATH or not root:
         return False
     common = [(value, root[ts]) for ts, value in series.points if ts in root]
     return bool(common) and sum(a == b for a, b in common) >= 0.9 * len(common)

@@ -29,6 +29,7 @@ from rich.console import Console
 from lepton_ops.gateway import content
 from lepton_ops.gateway.progress import PlaybookProgress
 from lepton_ops.gateway.results import HostResult, PlaybookResult
+from lepton_ops.settings import StateLayout
 
 KEEP_RUNS = 20
 """How many runs' artifacts are kept under the state directory."""
@@ -159,7 +160,7 @@ def _forks_for(host_count: int) -> int:
 
 
 def _ansible_environment(state_dir: Path, request: PlaybookRun) -> dict[str, str]:
-    tmp = state_dir / "ansible" / "tmp"
+    tmp = StateLayout(state_dir).ansible_tmp
     tmp.mkdir(parents=True, exist_ok=True, mode=0o700)
     existing = os.environ.get("ANSIBLE_COLLECTIONS_PATH", "")
     collections = os.pathsep.join(p for p in (str(content.collections_path()), existing) if p)
@@ -185,7 +186,7 @@ def _ansible_environment(state_dir: Path, request: PlaybookRun) -> dict[str, str
 
 def _control_path_dir(state_dir: Path) -> Path:
     """A directory for ssh control sockets; their paths must stay under ~100 characters."""
-    preferred = state_dir / "ansible" / "cp"
+    preferred = StateLayout(state_dir).ssh_control
     if len(str(preferred)) > 80:
         preferred = Path(tempfile.gettempdir()) / f"lepton-ops-cp-{os.getuid()}"
     preferred.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -193,7 +194,7 @@ def _control_path_dir(state_dir: Path) -> Path:
 
 
 def _new_private_dir(state_dir: Path, name: str) -> Path:
-    runs = state_dir / "runs"
+    runs = StateLayout(state_dir).runs
     runs.mkdir(parents=True, exist_ok=True, mode=0o700)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
     private = runs / f"{stamp}-{name}-{os.getpid()}"

@@ -273,12 +273,10 @@ def connect(
 
 # --------------------------------------------------------------------------- job options
 
-#: The generic ``job run`` options that carry a kind's parameters.
-PARAM_OPTIONS = ("task_size", "seed", "task_ms")
-
 
 def job_params(kind_name: str, options: Mapping[str, Any]) -> dict[str, Any]:
-    """The kind's parameters from the ``job run`` options given (None: not given).
+    """The kind's parameters from the ``job run`` options given (None: not given): every
+    kind's declared parameters are ``job run`` options (see ``lepton_ops.cli.kind_options``).
 
     An option the kind does not declare is BadInput (one line naming the kind's options);
     values are checked by the kind's :class:`~lepton_ops.jobs.kinds.base.Param`.
@@ -296,10 +294,6 @@ def _refuse_undeclared(kind: JobKind, names: list[str]) -> None:
         flags_ok = [param.flag for param in kind.params] + [a.flag for a in kind.artifacts]
         accepted = ", ".join(flags_ok) or "none"
         raise BadInput(f"job kind {kind.name} does not take {flags} (its options: {accepted})")
-
-
-#: The generic ``job run`` options that name a kind's artifact files.
-ARTIFACT_OPTIONS = ("model", "data")
 
 
 @dataclass(frozen=True)
@@ -502,7 +496,6 @@ def failure_line(status: Mapping[str, Any]) -> str:
 
 __all__ = [
     "AGGREGATOR_URL_ENV",
-    "ARTIFACT_OPTIONS",
     "RECONNECT_S",
     "AggregatorClient",
     "JobInputs",

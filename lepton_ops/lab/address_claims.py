@@ -19,6 +19,7 @@ from pathlib import Path
 from filelock import FileLock
 
 from lepton_ops.errors import BadInput, OperationFailed
+from lepton_ops.lab.layout import LabLayout
 from lepton_ops.lab.processes import boot_id
 from lepton_ops.lab.record import read_record
 from lepton_ops.lab.topology import address_blocks, lab_nodes
@@ -83,7 +84,7 @@ class AddressClaims:
         if claim.get("boot_id") != boot_id():
             return None
         try:
-            record = read_record(state_dir / "lab" / "lab.json")
+            record = read_record(LabLayout(state_dir).record)
         except OperationFailed:
             return state_dir  # damaged but there: do not take its addresses
         if record is None or record.first_address != first_address:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lepton_ops.lab.topology import LabNode
+from lepton_ops.settings import StateLayout
 
 # The node-side directories every node has, and the inventory variable naming each.
 NODE_PREFIX = Path("/opt/lepton")
@@ -102,7 +103,7 @@ class LabLayout:
 
     @property
     def root(self) -> Path:
-        return self.state_dir / "lab"
+        return StateLayout(self.state_dir).lab
 
     @property
     def record(self) -> Path:

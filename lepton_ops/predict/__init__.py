@@ -16,9 +16,8 @@ fails within a horizon, with the features that drove it.
 - :mod:`~lepton_ops.predict.predictor` - the fleet's predictions now
   (:func:`current_risk` for other parts of lepton-ops: the report, remediation).
 
-Apart from the node predictor, :mod:`~lepton_ops.predict.series_anomaly` scores a single
-metric's history and :mod:`~lepton_ops.predict.score_csv` a CSV of them
-(``lepton-ops model score-csv``).
+The anomaly detector behind the predictor's per-series scores, ``model score-csv`` and
+the detection benchmark lives in :mod:`lepton_ops.detect`.
 
 Nothing here imports scikit-learn at import time: the CLI stays quick to start.
 """

@@ -39,6 +39,7 @@ from lepton_ops.jobs.model_files import MAX_MODEL_BYTES, load_model_bytes, save_
 from lepton_ops.predict.anomaly import AnomalyDetector
 from lepton_ops.predict.features import FEATURE_NAMES
 from lepton_ops.predict.model import MODE_ANOMALY, MODE_CLASSIFIER, Predictor
+from lepton_ops.settings import StateLayout
 
 MODEL_KIND = "lepton-ops failure predictor"
 METADATA_VERSION = 1
@@ -49,7 +50,7 @@ _RETRAIN = "retrain with 'lepton-ops model train'"
 
 
 def models_dir(state_dir: Path) -> Path:
-    return state_dir / "models"
+    return StateLayout(state_dir).models
 
 
 @dataclass(frozen=True)

@@ -52,6 +52,8 @@ class NodePrediction:
     failing_now: bool
     #: the watched series whose recent alarms make the anomaly score, loudest first
     anomaly_series: tuple[SeriesAlarm, ...] = ()
+    #: recent alarms of series that moved on most nodes at once: not this node's failure
+    fleet_wide_series: tuple[SeriesAlarm, ...] = ()
 
     @property
     def risk(self) -> float | None:
@@ -72,6 +74,7 @@ class NodePrediction:
             "stale": self.stale,
             "failing_now": self.failing_now,
             "anomaly_series": [alarm.to_dict() for alarm in self.anomaly_series],
+            "fleet_wide_series": [alarm.to_dict() for alarm in self.fleet_wide_series],
         }
 
 
@@ -127,6 +130,7 @@ def predict_fleet(
                 stale=False,
                 failing_now=not bool(nf.up[-1]),
                 anomaly_series=() if node_alarm is None else node_alarm.series,
+                fleet_wide_series=() if node_alarm is None else node_alarm.fleet_wide,
             )
         )
     return found
@@ -168,6 +172,7 @@ def detect_fleet(
                 stale=False,
                 failing_now=down.get(node, False),
                 anomaly_series=node_alarm.series,
+                fleet_wide_series=node_alarm.fleet_wide,
             )
         )
     return found

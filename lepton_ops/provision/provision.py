@@ -11,6 +11,7 @@ from rich.console import Console
 from lepton_ops.gateway import PlaybookResult, PlaybookRun, run_playbook
 from lepton_ops.inventory import load_fleet
 from lepton_ops.provision.wheelhouse import Wheelhouse, build_wheelhouse
+from lepton_ops.settings import StateLayout
 
 PLAYBOOK = "provision"
 
@@ -27,7 +28,7 @@ class ProvisionResult:
 
 
 def wheelhouse_dir(state_dir: Path) -> Path:
-    return state_dir / "wheelhouse"
+    return StateLayout(state_dir).wheelhouse
 
 
 def provision(

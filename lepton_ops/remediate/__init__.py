@@ -2,7 +2,15 @@
 playbooks, verified and audited; one pass (``remediate``), the loop (``cycle``, ``watch``),
 the schedule, and the events Event-Driven Ansible reads."""
 
-from lepton_ops.remediate.ladder import LADDER, Action
+from lepton_ops.remediate.ladder import Action, register
 from lepton_ops.remediate.policy import Decision, NodeState, PastAction, PolicyConfig, decide
 
-__all__ = ["LADDER", "Action", "Decision", "NodeState", "PastAction", "PolicyConfig", "decide"]
+__all__ = [
+    "Action",
+    "Decision",
+    "NodeState",
+    "PastAction",
+    "PolicyConfig",
+    "decide",
+    "register",
+]

@@ -1,9 +1,7 @@
-"""Running one remediation action on one node: a playbook run through the gateway.
+"""Running one remediation action on one node: playbook runs through the gateway, as
+the action's spec says (:class:`~lepton_ops.remediate.ladder.Runs`).
 
-restart, drain, undrain and cordon are the ``lepton.ops.remediate`` playbook with the
-action as a variable; re-provisioning is the ``lepton.ops.provision`` and
-``lepton.ops.deploy`` playbooks limited to the node (the same code path as
-``lepton-ops provision`` and ``deploy``). Cordoning also alerts a human: one line in
+An action that alerts (a cordon) also tells a human: one line in
 ``<state_dir>/alerts.log`` and, when ``LEPTON_ALERT_COMMAND`` is set, that command run
 with the alert as its argument (a pager hook, a mail wrapper - the operator's choice).
 """
@@ -22,7 +20,8 @@ from lepton_ops.deploy.deploy import deploy
 from lepton_ops.deploy.token import ensure_token
 from lepton_ops.gateway import PlaybookResult, PlaybookRun, run_playbook
 from lepton_ops.provision.provision import provision
-from lepton_ops.remediate.ladder import Action
+from lepton_ops.remediate.ladder import Action, Runs
+from lepton_ops.settings import StateLayout
 
 PLAYBOOK = "remediate"
 #: How long a drain by remediation lasts unless renewed (the node is checked again by then).
@@ -40,7 +39,7 @@ class ActionOutcome:
 
 
 def run_action(
-    action: Action | str,
+    action: Action,
     node: str,
     inventory: Path,
     state_dir: Path,
@@ -51,8 +50,7 @@ def run_action(
 ) -> ActionOutcome:
     """Run ``action`` on ``node``; never raises for a failed run (the outcome says it)."""
     started = time.monotonic()
-    kind = Action(action) if action != "undrain" else None
-    if kind is Action.REPROVISION:
+    if action.runs is Runs.PROVISION_AND_DEPLOY:
         provisioned = provision(inventory, state_dir, limit=node, verbosity=verbosity)
         runs = [provisioned.run]
         if provisioned.run.succeeded:
@@ -66,7 +64,7 @@ def run_action(
         hosts=(node,),
         limit=node,
         extravars={
-            "lepton_remediate_action": str(action),
+            "lepton_remediate_action": action.name,
             "lepton_remediate_hosts": node,
             "lepton_remediate_reason": reason,
             "lepton_remediate_drain_ttl": drain_ttl_s,
@@ -78,7 +76,7 @@ def run_action(
     )
     run = run_playbook(request, state_dir)
     detail = _describe(run)
-    if kind is Action.CORDON:
+    if action.alerts:
         detail += "; " + alert(state_dir, node, reason)
     return ActionOutcome(run.succeeded, detail, time.monotonic() - started)
 
@@ -87,7 +85,7 @@ def alert(state_dir: Path, node: str, reason: str) -> str:
     """Tell a human: a line in alerts.log, and the operator's alert command if set."""
     message = f"lepton-ops: {node} is cordoned and needs a person: {reason}"
     line = json.dumps({"ts": time.time(), "node": node, "message": message})
-    path = state_dir / "alerts.log"
+    path = StateLayout(state_dir).alerts_log
     with path.open("a", encoding="utf-8") as handle:
         handle.write(line + "\n")
     command = os.environ.get(ALERT_COMMAND_ENV, "").strip()

@@ -6,12 +6,14 @@ A pure function of its inputs (no I/O), so every guard is tested on its own:
   at least ``risk_threshold``, or it is failing now (unreachable, a health check failing);
 - **cooldown**: no action on a node within ``cooldown_s`` of the last one ended;
 - **escalation**: each action on a node within ``escalation_window_s`` of earlier ones
-  climbs the ladder (restart -> drain -> re-provision -> cordon);
-- **circuit breaker**: after ``max_attempts`` actions in the window the node is cordoned
-  and nothing more is tried on it: a person is asked instead of looping;
+  climbs the ladder (:func:`~lepton_ops.remediate.ladder.ladder`: restart -> drain ->
+  re-provision -> cordon);
+- **circuit breaker**: after ``max_attempts`` actions in the window the node gets the
+  ladder's last rung (a cordon) and nothing more is tried on it: a person is asked
+  instead of looping;
 - **concurrency**: at most ``max_concurrent`` nodes under remediation at once (those with
   an action in progress count), the riskiest first, so the fleet keeps its capacity;
-- a cordoned node is left alone until a person lifts the cordon.
+- a node under an action that holds (a cordon) is left alone until a person lifts it.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lepton_ops.errors import BadInput
-from lepton_ops.remediate.ladder import LADDER, Action, rung
+from lepton_ops.remediate.ladder import Action, ladder, rung
 
 
 @dataclass(frozen=True)
@@ -37,8 +39,9 @@ class PolicyConfig:
             raise BadInput(f"the risk threshold is in (0, 1], got {self.risk_threshold}")
         if self.cooldown_s < 0 or self.escalation_window_s < 0:
             raise BadInput("the cooldown and the escalation window are 0 seconds or more")
-        if not 1 <= self.max_attempts <= len(LADDER):
-            raise BadInput(f"max attempts is from 1 to {len(LADDER)}, got {self.max_attempts}")
+        rungs = len(ladder())
+        if not 1 <= self.max_attempts <= rungs:
+            raise BadInput(f"max attempts is from 1 to {rungs}, got {self.max_attempts}")
         if self.max_concurrent < 1:
             raise BadInput(f"at least 1 node may be under remediation, got {self.max_concurrent}")
 
@@ -150,7 +153,7 @@ def decide(
             continue
         recent = [i for i in items if now - i.started_at <= config.escalation_window_s]
         attempts = len(recent)
-        action = Action.CORDON if attempts >= config.max_attempts else rung(attempts)
+        action = ladder()[-1] if attempts >= config.max_attempts else rung(attempts)
         urgency = 2.0 if state.failing else (state.risk or 0.0)
         candidates.append((urgency, state, action, attempts + 1))
     slots = max(config.max_concurrent - len(in_progress - cordons), 0)
@@ -159,8 +162,10 @@ def decide(
         why = "failing now" if state.failing else f"risk {state.risk:.2f}"
         if index < slots:
             reason = f"{why}; attempt {attempt} in the escalation window"
-            if action is Action.CORDON:
-                reason = f"{why}; {attempt - 1} attempts did not hold: cordon and call a human"
+            if action.held:
+                reason = (
+                    f"{why}; {attempt - 1} attempts did not hold: {action.name} and call a human"
+                )
             plan.decisions.append(Decision(state.node, action, reason, state.risk, attempt))
         else:
             plan.decisions.append(
@@ -177,10 +182,11 @@ def decide(
 def cordoned_nodes(
     history: Iterable[PastAction], lifted: Mapping[str, float] | None = None
 ) -> set[str]:
-    """Nodes whose last cordon was not lifted after it (``lifted``: node -> when)."""
+    """Nodes under an action that holds (a cordon) not lifted after it (``lifted``: node
+    -> when)."""
     lifted = lifted or {}
     found: set[str] = set()
     for item in history:
-        if item.action is Action.CORDON and item.started_at > lifted.get(item.node, float("-inf")):
+        if item.action.held and item.started_at > lifted.get(item.node, float("-inf")):
             found.add(item.node)
     return found

@@ -9,9 +9,10 @@ What ``lepton-ops remediate`` runs, and what ``cycle``, ``watch``, the schedule 
   model, only nodes failing now (unreachable, a health check failing) are candidates.
   History and cordons come from the audit log.
 - **Dry run**: the plan is computed and printed; nothing runs and nothing is written.
-- **Verify**: after a restart or a re-provisioning, the node's services must answer their
-  health check and - with a model - the node's risk must be below the threshold on fresh
-  telemetry, within ``verify_timeout_s``. A drain is verified by the aggregator listing it.
+- **Verify**: as the action's spec says (:class:`~lepton_ops.remediate.ladder.Verify`):
+  after a restart or a re-provisioning, the node's services must answer their health check
+  and - with a model - the node's risk must be below the threshold on fresh telemetry,
+  within ``verify_timeout_s``; a drain is verified by the aggregator listing it.
 - **Predictive drain**: every node at risk is drained on the aggregator for twice the
   model's horizon, renewed by each pass while its risk stays high, so it gets no new shard
   and running jobs move its unstarted shards away before it fails. It takes no slot of the
@@ -38,7 +39,15 @@ from filelock import FileLock, Timeout
 from lepton_ops.errors import BadInput, LeptonError, OperationFailed
 from lepton_ops.inventory import load_fleet
 from lepton_ops.remediate.actions import ActionOutcome, run_action
-from lepton_ops.remediate.ladder import PREDICTIVE_DRAIN, UNCORDON, Action
+from lepton_ops.remediate.ladder import (
+    PREDICTIVE_DRAIN,
+    UNCORDON,
+    Action,
+    Verify,
+    action_named,
+    ladder,
+    verified_outcomes,
+)
 from lepton_ops.remediate.policy import (
     Decision,
     NodeState,
@@ -48,6 +57,7 @@ from lepton_ops.remediate.policy import (
     cordoned_nodes,
     decide,
 )
+from lepton_ops.settings import StateLayout
 from lepton_ops.telemetry.pull import fleet_targets, load_token
 from lepton_ops.telemetry.records import RemediationRecord
 from lepton_ops.telemetry.store import TelemetryStore, store_path
@@ -55,8 +65,6 @@ from lepton_ops.telemetry.store import TelemetryStore, store_path
 if TYPE_CHECKING:
     from lepton_ops.predict.predictor import NodePrediction
 
-#: The ladder's actions; other audit rows (uncordon, predictive drains) are not attempts.
-_LADDER_ACTIONS = {action.value for action in Action}
 VERIFY_TIMEOUT_S = 45.0
 VERIFY_POLL_S = 1.0
 
@@ -90,7 +98,8 @@ class RemediationPass:
 
     @property
     def ok(self) -> bool:
-        return all(result.outcome in {"verified", "cordoned"} for result in self.results)
+        done = verified_outcomes()
+        return all(result.outcome in done for result in self.results)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -103,7 +112,7 @@ class RemediationPass:
 
 
 def lock_path(state_dir: Path) -> Path:
-    return state_dir / "remediate.lock"
+    return StateLayout(state_dir).remediation_lock
 
 
 def default_trigger() -> str:
@@ -227,7 +236,7 @@ def _act(
                 decision.action, node, state_dir, inventory, config, verify_timeout_s, refresh
             )
         detail = outcome.detail
-        if verdict == "verified" and decision.action in (Action.RESTART, Action.REPROVISION):
+        if verdict == "verified" and decision.action.lifts_predictive_drain:
             detail += "; " + lift_predictive_drain(state_dir, inventory, node)
     except (LeptonError, OSError) as exc:
         verdict, after, detail = "failed", {}, str(exc)
@@ -247,12 +256,11 @@ def _verify(
     refresh: Callable[[str], None] | None,
 ) -> tuple[str, dict[str, Any]]:
     """``(outcome, evidence)`` once the action's effect is seen, or the timeout passed."""
-    if action in (Action.DRAIN, Action.CORDON):
+    if action.verify is Verify.RAN:
+        return action.verified_as, {}
+    if action.verify is Verify.DRAINED:
         drained = node in drained_nodes(state_dir, inventory)
-        verdict = (
-            ("cordoned" if action is Action.CORDON else "verified") if drained else "unverified"
-        )
-        return verdict, {"drained": drained}
+        return (action.verified_as if drained else "unverified"), {"drained": drained}
     deadline = time.monotonic() + timeout_s
     evidence: dict[str, Any] = {}
     while True:
@@ -343,7 +351,8 @@ def node_health(state_dir: Path, inventory: Path, node: str) -> dict[str, bool]:
 
 def ladder_history(audit: Iterable[RemediationRecord]) -> list[PastAction]:
     """The audit log's rungs of the ladder (uncordons and predictive drains are not)."""
-    return [past_action(record) for record in audit if record.action in _LADDER_ACTIONS]
+    rungs = {action.name for action in ladder()}
+    return [past_action(record) for record in audit if record.action in rungs]
 
 
 def cordons_in(audit: Sequence[RemediationRecord]) -> set[str]:
@@ -430,7 +439,9 @@ def lift_predictive_drain(state_dir: Path, inventory: Path, node: str) -> str:
 
 
 def past_action(record: RemediationRecord) -> PastAction:
-    return PastAction(record.node, Action(record.action), record.started_at, record.finished_at)
+    return PastAction(
+        record.node, action_named(record.action), record.started_at, record.finished_at
+    )
 
 
 def uncordon(
@@ -450,7 +461,7 @@ def uncordon(
         audit_id = store.start_remediation(
             node, UNCORDON, trigger=who, reason="lifted by a person", before={}
         )
-    outcome = run_action("undrain", node, inventory, state_dir, reason="uncordon")
+    outcome = run_action(Action.UNDRAIN, node, inventory, state_dir, reason="uncordon")
     with TelemetryStore(store_path(state_dir)) as store:
         store.finish_remediation(
             audit_id, "verified" if outcome.ok else "failed", after={}, detail=outcome.detail

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from lepton_ops.errors import BadInput, OperationFailed
+from lepton_ops.settings import StateLayout
 
 MARK = "# lepton-ops schedule"
 CRON_FILE = Path("/etc/cron.d/lepton-ops")
@@ -75,7 +76,7 @@ def cycle_command(state_dir: Path, inventory: Path | None) -> str:
     if inventory is not None:
         words += ["-i", str(inventory)]
     words.append("cycle")
-    log = state_dir / "schedule.log"
+    log = StateLayout(state_dir).schedule_log
     return f"{shlex.join(words)} >> {shlex.quote(str(log))} 2>&1"
 
 

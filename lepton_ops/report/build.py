@@ -16,11 +16,11 @@ from dataclasses import replace
 from pathlib import Path
 
 from lepton_ops.errors import BadInput
+from lepton_ops.remediate.ladder import timeline_states
 from lepton_ops.report.load import Interruptions, explain_job, load_section
 from lepton_ops.report.model import Report
 from lepton_ops.report.sources import (
     PredictionSection,
-    Remediation,
     prediction_section,
     remediation_section,
 )
@@ -37,6 +37,7 @@ from lepton_ops.report.stability import (
     observations,
 )
 from lepton_ops.report.timeline import DISK, MEMORY, timelines
+from lepton_ops.telemetry.records import RemediationRecord
 from lepton_ops.telemetry.store import TelemetryStore
 
 
@@ -120,20 +121,17 @@ def build_report(
     )
 
 
-#: Remediation actions that take a node out of job plans.
-_DRAINING = {"drain": "drained", "predictive-drain": "drained (predicted)", "cordon": "cordoned"}
-
-
 def _interruptions(
-    per_node: Sequence[Stability], actions: Sequence[Remediation], until: float
+    per_node: Sequence[Stability], actions: Sequence[RemediationRecord], until: float
 ) -> Interruptions:
     """When each node could not take shards: its failure episodes, and its drains."""
     found: dict[str, list[tuple[float, float | None, str]]] = {}
+    draining = timeline_states()  # the actions that take a node out of job plans
     for entry in per_node:
         for episode in entry.episodes:
             found.setdefault(episode.node, []).append((episode.start, episode.end, "failed"))
     for action in actions:
-        what = _DRAINING.get(action.action)
+        what = draining.get(action.action)
         if what is not None and action.started_at is not None:
             # a drain lasts until it is lifted, which the audit does not always say: the
             # job is explained by a drain placed before it ended

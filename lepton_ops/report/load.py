@@ -23,38 +23,19 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from lepton_ops.telemetry.records import JobRunRecord
+from lepton_ops.telemetry.records import JobRunNode, JobRunRecord
 
 
 @dataclass(frozen=True)
-class NodeLoad:
-    node: str
-    weight: int | None
-    load_share: float | None
-    planned_tasks: int | None
-    executed_tasks: int
+class NodeLoad(JobRunNode):
+    """A node's part of every job of the window, summed (the latest known weight and
+    load share), with its share of all executed tasks and how many jobs it was in."""
+
     executed_share: float | None
-    busy_s: float
     jobs: int
 
-    @property
-    def measured_speed(self) -> float | None:
-        if self.executed_tasks <= 0 or self.busy_s <= 0:
-            return None
-        return self.executed_tasks / self.busy_s
-
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "node": self.node,
-            "weight": self.weight,
-            "load_share": self.load_share,
-            "planned_tasks": self.planned_tasks,
-            "executed_tasks": self.executed_tasks,
-            "executed_share": self.executed_share,
-            "busy_s": self.busy_s,
-            "measured_speed": self.measured_speed,
-            "jobs": self.jobs,
-        }
+        return {**super().to_dict(), "executed_share": self.executed_share, "jobs": self.jobs}
 
 
 def makespan_ratio(job: JobRunRecord) -> float | None:
@@ -168,6 +149,7 @@ def load_section(jobs: Sequence[JobRunRecord]) -> LoadSection:
     planned: dict[str, int | None] = {}
     executed: dict[str, int] = {}
     busy: dict[str, float] = {}
+    shards: dict[str, int] = {}
     count: dict[str, int] = {}
     for job in jobs:
         for entry in job.nodes:
@@ -175,13 +157,14 @@ def load_section(jobs: Sequence[JobRunRecord]) -> LoadSection:
             if name not in executed:
                 order.append(name)
                 weight[name], share[name], planned[name] = None, None, None
-                executed[name], busy[name], count[name] = 0, 0.0, 0
+                executed[name], busy[name], shards[name], count[name] = 0, 0.0, 0, 0
             if entry.weight is not None:
                 weight[name], share[name] = entry.weight, entry.load_share
             if entry.planned_tasks is not None:
                 planned[name] = (planned[name] or 0) + entry.planned_tasks
             executed[name] += entry.executed_tasks
             busy[name] += entry.busy_s
+            shards[name] += entry.shards
             count[name] += 1
     total = sum(executed.values())
     nodes = tuple(
@@ -191,8 +174,9 @@ def load_section(jobs: Sequence[JobRunRecord]) -> LoadSection:
             load_share=share[name],
             planned_tasks=planned[name],
             executed_tasks=executed[name],
-            executed_share=executed[name] / total if total else None,
+            shards=shards[name],
             busy_s=busy[name],
+            executed_share=executed[name] / total if total else None,
             jobs=count[name],
         )
         for name in order

@@ -3,9 +3,8 @@
 Both are built by other parts of lepton-ops, possibly later than the report, so the
 report reads them defensively and says what is missing instead of failing:
 
-- **Remediation**: the rows of the store's ``remediations`` table (a later schema
-  version adds it) - ``id, node, action, trigger, started_at, finished_at, outcome,
-  before, after`` (the last two JSON). Without the table: "no remediation recorded".
+- **Remediation**: the store's remediation audit (:class:`RemediationRecord`). Without
+  an action in the window: "no remediation recorded".
 - **Current risk**: ``lepton_ops.predict.current_risk(state_dir)`` when it exists; it may
   return ``{node: probability}``, ``{node: {...}}`` or a list of objects or dicts with
   ``node`` and ``probability`` (or ``risk``). Absent, or raising: "no model trained yet".
@@ -17,7 +16,6 @@ report reads them defensively and says what is missing instead of failing:
 from __future__ import annotations
 
 import importlib
-import json
 import math
 from collections import Counter
 from collections.abc import Iterable, Mapping
@@ -25,9 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from lepton_ops.telemetry.records import RemediationRecord
 from lepton_ops.telemetry.store import TelemetryStore
 
-REMEDIATIONS_TABLE = "remediations"
 NO_REMEDIATION = "no remediation recorded"
 NO_MODEL = "no model trained yet"
 NO_PREDICTOR = "no predictor data"
@@ -53,34 +51,8 @@ ALARM_KEYS = (
 
 
 @dataclass(frozen=True)
-class Remediation:
-    id: Any
-    node: str
-    action: str
-    trigger: str | None
-    started_at: float | None
-    finished_at: float | None
-    outcome: str | None
-    before: Any
-    after: Any
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "node": self.node,
-            "action": self.action,
-            "trigger": self.trigger,
-            "started_at": self.started_at,
-            "finished_at": self.finished_at,
-            "outcome": self.outcome,
-            "before": self.before,
-            "after": self.after,
-        }
-
-
-@dataclass(frozen=True)
 class RemediationSection:
-    actions: tuple[Remediation, ...]
+    actions: tuple[RemediationRecord, ...]
     #: ``{action: {outcome: count}}``
     by_action: dict[str, dict[str, int]]
     message: str | None
@@ -97,36 +69,13 @@ def remediation_section(
     store: TelemetryStore, since: float | None, until: float | None
 ) -> RemediationSection:
     """The remediation actions started in ``[since, until]``, counted by action and outcome."""
-    if not store.has_table(REMEDIATIONS_TABLE):
-        return RemediationSection(
-            (), {}, f"{NO_REMEDIATION} (the store has no remediation audit table)"
-        )
-    rows = store.table_rows(REMEDIATIONS_TABLE, order_by="started_at", since=since)
-    actions = tuple(
-        _remediation(row)
-        for row in rows
-        if until is None or row.get("started_at") is None or float(row["started_at"]) <= until
-    )
+    actions = tuple(store.remediations(since=since, until=until))
     counts: dict[str, Counter[str]] = {}
     for action in actions:
         counts.setdefault(action.action, Counter())[action.outcome or "unknown"] += 1
     by_action = {name: dict(sorted(c.items())) for name, c in sorted(counts.items())}
     message = None if actions else f"{NO_REMEDIATION} in the window"
     return RemediationSection(actions, by_action, message)
-
-
-def _remediation(row: Mapping[str, Any]) -> Remediation:
-    return Remediation(
-        id=row.get("id"),
-        node=str(row.get("node") or ""),
-        action=str(row.get("action") or "unknown"),
-        trigger=_text(row.get("trigger")),
-        started_at=_number(row.get("started_at")),
-        finished_at=_number(row.get("finished_at")),
-        outcome=_text(row.get("outcome")),
-        before=_json(row.get("before")),
-        after=_json(row.get("after")),
-    )
 
 
 # --------------------------------------------------------------------------- the predictor
@@ -284,19 +233,6 @@ def _number(value: Any) -> float | None:
     except (TypeError, ValueError):
         return None
     return number if math.isfinite(number) else None
-
-
-def _text(value: Any) -> str | None:
-    return None if value is None else str(value)
-
-
-def _json(value: Any) -> Any:
-    if isinstance(value, str | bytes):
-        try:
-            return json.loads(value)
-        except ValueError:
-            return value
-    return value
 
 
 def _line(exc: BaseException) -> str:

@@ -20,18 +20,17 @@ lepton-ops is refused rather than guessed at.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from lepton_ops.database import Durability, open_database, schema_version, transaction
 from lepton_ops.errors import BadInput, OperationFailed
 
 SCHEMA_VERSION = 3
@@ -146,78 +145,29 @@ class JobStore:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(
-                self.path, timeout=30, isolation_level=None, check_same_thread=False
-            )
-        except (OSError, sqlite3.Error) as exc:
-            raise OperationFailed(f"job store {self.path} cannot be opened: {exc}") from None
         self._lock = threading.RLock()
         #: Each job's plan shard ids, read once (a stored plan never changes).
         self._plan_ids: dict[str, frozenset[str]] = {}
-        try:
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA foreign_keys=ON")
-            # Every commit is synced (WAL + FULL): a 201/202 or an accepted shard survives a
-            # power loss, not only a crash of the process (which NORMAL would survive).
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._migrate()
-        except sqlite3.Error as exc:
-            self._db.close()
-            raise OperationFailed(f"job store {self.path} is not usable: {exc}") from None
+        # Every commit is synced (WAL + FULL): a 201/202 or an accepted shard survives a
+        # power loss, not only a crash of the process (which NORMAL would survive).
+        self._db = open_database(
+            self.path, what="job store", durability=Durability.FULL, steps=_STEPS
+        )
 
     def close(self) -> None:
         with self._lock:
             self._db.close()
 
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
+    def _transaction(self) -> AbstractContextManager[sqlite3.Connection]:
         """One write transaction; a failed write (not a constraint) is StoreWriteError."""
-        with self._lock:
-            try:
-                self._db.execute("BEGIN IMMEDIATE")
-                try:
-                    yield self._db
-                except BaseException:
-                    if self._db.in_transaction:
-                        self._db.execute("ROLLBACK")
-                    raise
-                self._db.execute("COMMIT")
-            except sqlite3.IntegrityError:
-                raise
-            except sqlite3.Error as exc:
-                if self._db.in_transaction:
-                    with contextlib.suppress(sqlite3.Error):
-                        self._db.execute("ROLLBACK")
-                raise StoreWriteError(f"could not write to the job store: {exc}") from None
-
-    def _migrate(self) -> None:
-        with self._lock:
-            version = int(self._db.execute("PRAGMA user_version").fetchone()[0])
-            if version > SCHEMA_VERSION:
-                raise OperationFailed(
-                    f"job store {self.path} has schema version {version}; this lepton-ops "
-                    f"knows up to {SCHEMA_VERSION}: upgrade lepton-ops"
-                )
-            while version < SCHEMA_VERSION:
-                script, target = _STEPS[version]
-                self._db.execute("BEGIN IMMEDIATE")
-                try:
-                    for statement in script.split(";"):
-                        if statement.strip():
-                            self._db.execute(statement)
-                    self._db.execute(f"PRAGMA user_version = {target}")
-                except BaseException:
-                    self._db.execute("ROLLBACK")
-                    raise
-                self._db.execute("COMMIT")
-                version = target
+        return transaction(
+            self._db, self._lock, _write_error, passthrough=(sqlite3.IntegrityError,)
+        )
 
     @property
     def schema_version(self) -> int:
         with self._lock:
-            return int(self._db.execute("PRAGMA user_version").fetchone()[0])
+            return schema_version(self._db)
 
     def ping(self) -> str | None:
         """None when the store answers, else why not (a readiness check)."""
@@ -470,3 +420,7 @@ def _job(row: tuple[Any, ...]) -> JobRecord:
 
 def _dump(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), sort_keys=True, allow_nan=False)
+
+
+def _write_error(error: sqlite3.Error) -> StoreWriteError:
+    return StoreWriteError(f"could not write to the job store: {error}")

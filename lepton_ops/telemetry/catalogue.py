@@ -1,10 +1,21 @@
-"""The metric catalogue: every telemetry metric, defined once.
+"""The metric catalogue: every telemetry metric, defined once, with where it comes from.
 
 Each :class:`MetricSpec` says what a metric is called (Prometheus-compatible), what it
-means (the ``# HELP`` text), its unit and type, which part of a node's facts it belongs
-to (its *scope*, which fixes its labels) and how it is read from those facts. Flattening
-facts into samples (:mod:`lepton_ops.telemetry.facts`), the exports and the failure
-predictor all read this table; nothing else names a metric.
+means (the ``# HELP`` text), its unit and type, its *scope* (which fixes its labels) and
+its :class:`Origin`:
+
+- ``facts`` (:data:`CATALOGUE`): read from a node's facts, as the
+  ``lepton.ops.telemetry_facts`` module returns them (``telemetry collect``); ``read``
+  says how. Flattening facts into samples (:mod:`lepton_ops.telemetry.facts`) makes
+  exactly these.
+- ``service`` (:data:`PULLED_METRICS`): read from the services' own ``/metrics``, by
+  ``telemetry pull`` or from a Prometheus server that scrapes them; each is the sum of
+  one exposition sample's series (:class:`PulledMetric`). They all have the ``service``
+  scope, with the facts' service names, so a service's pulled series sit next to its
+  health-check series from the facts.
+
+The exports, the failure predictor and the readers of both origins read these tables;
+nothing else names a metric (:func:`metric` finds either).
 
 Scopes and their labels (every series also has ``node``):
 
@@ -42,6 +53,13 @@ class MetricType(StrEnum):
     COUNTER = "counter"
 
 
+class Origin(StrEnum):
+    #: a node's facts (the ``lepton.ops.telemetry_facts`` module, ``telemetry collect``)
+    FACTS = "facts"
+    #: a service's ``/metrics`` (``telemetry pull``, or a Prometheus server scraping it)
+    SERVICE = "service"
+
+
 @dataclass(frozen=True)
 class ScopeSource:
     """Where a list scope's entries are in the facts, and how an entry becomes labels."""
@@ -71,6 +89,7 @@ class MetricSpec:
     #: how the value is read, for people: a key path or a formula over the section
     source: str
     read: Reader
+    origin: Origin = Origin.FACTS
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -244,10 +263,114 @@ CATALOGUE: tuple[MetricSpec, ...] = (
 METRICS: dict[str, MetricSpec] = {spec.name: spec for spec in CATALOGUE}
 REACHABLE = METRICS["lepton_node_reachable"]
 
+# ------------------------------------------------------------- from the services' /metrics
+
+#: Sample names that the puller measures itself, as Prometheus names them for its targets.
+UP_SAMPLE = "up"
+SCRAPE_SAMPLE = "scrape_duration_seconds"
+
+
+@dataclass(frozen=True)
+class PulledMetric:
+    """A stored metric and the exposition samples it is the sum of."""
+
+    spec: MetricSpec
+    #: the sample name summed over its series (``up`` and ``scrape_duration_seconds``
+    #: are the scrape's own, as Prometheus records them)
+    sample: str
+    #: only the series with these labels
+    where: tuple[tuple[str, str], ...] = ()
+    #: stored value = sum x scale
+    scale: float = 1.0
+
+    def matches(self, labels: Mapping[str, str]) -> bool:
+        return all(labels.get(name) == value for name, value in self.where)
+
+
+def _pulled(
+    name: str,
+    unit: str,
+    sample: str,
+    help_text: str,
+    *,
+    counter: bool = False,
+    where: tuple[tuple[str, str], ...] = (),
+    scale: float = 1.0,
+) -> PulledMetric:
+    selector = ",".join(f'{key}="{value}"' for key, value in where)
+    source = f"sum({sample}{{{selector}}})" if where else f"sum({sample})"
+    if scale != 1.0:
+        source = f"{source} * {scale:g}"
+    spec = MetricSpec(
+        name,
+        help_text,
+        unit,
+        MetricType.COUNTER if counter else MetricType.GAUGE,
+        Scope.SERVICE,
+        source,
+        _not_from_facts,
+        Origin.SERVICE,
+    )
+    return PulledMetric(spec, sample, where, scale)
+
+
+def _not_from_facts(_section: Mapping[str, Any]) -> float | None:
+    return None
+
+
+# fmt: off
+PULLED_METRICS: tuple[PulledMetric, ...] = (
+    _pulled(
+        "lepton_service_up", "bool", UP_SAMPLE,
+        "1 if the service answered its /metrics (with the token), 0 if it did not.",
+    ),
+    _pulled(
+        "lepton_service_scrape_ms", "milliseconds", SCRAPE_SAMPLE,
+        "Time the service took to answer its /metrics.", scale=1000.0,
+    ),
+    _pulled(
+        "lepton_service_process_rss_bytes", "bytes", "lepton_process_resident_memory_bytes",
+        "Resident memory of the service process that answered (one gunicorn process).",
+    ),
+    _pulled(
+        "lepton_service_requests_total", "count", "lepton_http_requests_total",
+        "HTTP requests the service answered, every endpoint and status (scrapes included).",
+        counter=True,
+    ),
+    _pulled(
+        "lepton_service_request_seconds_total", "seconds", "lepton_http_request_seconds_sum",
+        "Time spent answering HTTP requests; over requests_total, the mean latency.",
+        counter=True,
+    ),
+    _pulled(
+        "lepton_service_errors_total", "count", "lepton_http_errors_total",
+        "HTTP requests the service answered with an error (4xx and 5xx).", counter=True,
+    ),
+    _pulled(
+        "lepton_service_server_errors_total", "count", "lepton_http_errors_total",
+        "HTTP requests the service answered with a server error (5xx).",
+        counter=True, where=(("class", "5xx"),),
+    ),
+    _pulled(
+        "lepton_service_shards_done_total", "count", "lepton_shards_done_total",
+        "Shards done: run by a worker, or accepted by the aggregator.", counter=True,
+    ),
+    _pulled(
+        "lepton_service_shards_duplicate_total", "count", "lepton_shards_duplicate_total",
+        "Shard results ignored because that shard id already had one.", counter=True,
+    ),
+)
+# fmt: on
+
+PULLED: dict[str, MetricSpec] = {entry.spec.name: entry.spec for entry in PULLED_METRICS}
+UP_METRIC = "lepton_service_up"
+#: Every exposition sample name a pulled metric reads.
+SAMPLE_NAMES: frozenset[str] = frozenset(entry.sample for entry in PULLED_METRICS)
+
 
 def metric(name: str) -> MetricSpec | None:
-    """The catalogue entry of ``name``, or None for a metric the catalogue does not know."""
-    return METRICS.get(name)
+    """The entry of ``name`` (either origin), or None for a metric neither table knows."""
+    return METRICS.get(name) or PULLED.get(name)
 
 
 def by_scope(scope: Scope) -> tuple[MetricSpec, ...]:

@@ -15,7 +15,6 @@ from datetime import UTC, datetime
 from itertools import groupby
 from typing import TextIO
 
-from lepton_ops.telemetry.catalogue import MetricSpec
 from lepton_ops.telemetry.catalogue import metric as catalogue_metric
 
 CSV_HEADER = ("ts", "time", "node", "metric", "labels", "value")
@@ -35,21 +34,12 @@ def write_csv(stream: TextIO, rows: Iterable[Row]) -> int:
     return count
 
 
-def _pulled_metric(name: str) -> MetricSpec | None:
-    # The metrics `telemetry pull` reads from the services are defined next to their
-    # parser (the catalogue holds what the facts module reports); imported here only
-    # when needed, so exporting does not load the HTTP client.
-    from lepton_ops.telemetry.pull import PULLED
-
-    return PULLED.get(name)
-
-
 def write_prometheus(stream: TextIO, latest: Iterable[Row]) -> int:
     """Write the latest point of each series as text exposition; the number of samples."""
     count = 0
     ordered = sorted(latest, key=lambda row: (row[1], row[0], row[2]))
     for name, rows in groupby(ordered, key=lambda row: row[1]):
-        spec = catalogue_metric(name) or _pulled_metric(name)
+        spec = catalogue_metric(name)
         help_text = spec.help if spec else "Telemetry metric without a catalogue entry."
         kind = spec.type.value if spec else "untyped"
         stream.write(f"# HELP {name} {_escape_help(help_text)}\n# TYPE {name} {kind}\n")

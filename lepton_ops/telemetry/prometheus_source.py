@@ -3,7 +3,7 @@
 A fleet that already runs Prometheus has it scrape the services' ``/metrics``; then
 lepton-ops need not scrape them itself. :class:`PrometheusSource` asks the server's HTTP
 API (``GET /api/v1/query_range``) for the exposition samples that the pulled metrics are
-made of (:data:`~lepton_ops.telemetry.pull.PULLED_METRICS`, Prometheus's own ``up`` and
+made of (:data:`~lepton_ops.telemetry.catalogue.PULLED_METRICS`, Prometheus's own ``up`` and
 ``scrape_duration_seconds`` included) over a window, reduces them exactly as a pull does,
 and stores them with ``source="prometheus"``, each point at Prometheus's time.
 
@@ -31,21 +31,19 @@ from typing import Any
 import httpx
 
 from lepton_ops.errors import BadInput, OperationFailed
+from lepton_ops.telemetry.catalogue import SAMPLE_NAMES, UP_METRIC
+from lepton_ops.telemetry.exposition import RawSample, reduce_samples
 from lepton_ops.telemetry.facts import Incident, IncidentKind
 from lepton_ops.telemetry.pull import (
     APP_SERVICES,
     DEFAULT_TIMEOUT_S,
-    SAMPLE_NAMES,
-    UP_METRIC,
     PullResult,
-    RawSample,
     ServiceReading,
     ServiceTarget,
     check_timeout,
     describe,
     fleet_targets,
     node_outcomes,
-    reduce_samples,
 )
 from lepton_ops.telemetry.records import CollectionSource
 from lepton_ops.telemetry.store import TelemetryStore, store_path

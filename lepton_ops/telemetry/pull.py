@@ -8,20 +8,11 @@ service), parses the answers with ``prometheus_client`` and stores one collectio
 (``source="pull"``). A watch loop keeps a :class:`Puller` open and calls
 :meth:`Puller.sample` every few seconds: the inventory is read and the token loaded once.
 
-The pulled series
------------------
-The catalogue (:mod:`~lepton_ops.telemetry.catalogue`) describes metrics read from a
-node's *facts*: every entry is, by its contract (and its tests), produced by flattening a
-full set of facts. The services' metrics are not in the facts, so they are defined here,
-in one table (:data:`PULLED_METRICS`), with the catalogue's own :class:`MetricSpec`
-(name, help, unit, type, scope). They all have the ``service`` scope - labels ``node`` and
-``service``, with the facts' service names (``lepton-worker``, ``lepton-aggregator``), so
-a service's pulled series sit next to its health-check series from the facts. Each is a
-sum over the series of one exposition sample name (:class:`PulledMetric`), which is how
-both sources read it: this module from the text it scraped, and
-:mod:`~lepton_ops.telemetry.prometheus_source` from a Prometheus server that scrapes the
-same services (its ``up`` and ``scrape_duration_seconds`` are what this module measures
-for itself). Histogram buckets and ``_created`` series are not kept.
+The pulled series are the catalogue's ``service``-origin metrics
+(:data:`~lepton_ops.telemetry.catalogue.PULLED_METRICS`); the scraped text becomes their
+values in :mod:`~lepton_ops.telemetry.exposition`, as it does for a Prometheus server's
+samples (its ``up`` and ``scrape_duration_seconds`` are what this module measures for
+itself). Histogram buckets and ``_created`` series are not kept.
 
 A service that does not answer (refused, timed out, 401, not Prometheus text) gets
 ``lepton_service_up`` = 0, nothing else (a value it did not report is not stored as 0),
@@ -35,21 +26,21 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
-from prometheus_client.parser import text_string_to_metric_families
 
 from lepton_ops.deploy.token import token_files, token_path
 from lepton_ops.errors import BadInput, OperationFailed
 from lepton_ops.inventory import Fleet, load_fleet
 from lepton_ops.inventory.fleet import AGGREGATOR_GROUP, WORKERS_GROUP, Node
 from lepton_ops.services.auth import read_token_file
-from lepton_ops.telemetry.catalogue import MetricSpec, MetricType, Scope
+from lepton_ops.telemetry.catalogue import SCRAPE_SAMPLE, UP_SAMPLE
+from lepton_ops.telemetry.exposition import parse_exposition, reduce_samples
 from lepton_ops.telemetry.facts import (
     Incident,
     IncidentKind,
@@ -70,177 +61,6 @@ DEFAULT_WORKER_PORT = 8701
 DEFAULT_AGGREGATOR_PORT = 8700
 #: The ``service`` label the apps put on their own metrics -> the facts' service name.
 APP_SERVICES = {"worker": WORKER_SERVICE, "aggregator": AGGREGATOR_SERVICE}
-
-# ----------------------------------------------------------------------------- the table
-
-#: Sample names that the puller measures itself, as Prometheus names them for its targets.
-UP_SAMPLE = "up"
-SCRAPE_SAMPLE = "scrape_duration_seconds"
-
-
-@dataclass(frozen=True)
-class PulledMetric:
-    """A stored metric and the exposition samples it is the sum of."""
-
-    spec: MetricSpec
-    #: the sample name summed over its series (``up`` and ``scrape_duration_seconds``
-    #: are the scrape's own, as Prometheus records them)
-    sample: str
-    #: only the series with these labels
-    where: tuple[tuple[str, str], ...] = ()
-    #: stored value = sum x scale
-    scale: float = 1.0
-
-    def matches(self, labels: Mapping[str, str]) -> bool:
-        return all(labels.get(name) == value for name, value in self.where)
-
-
-def _pulled(
-    name: str,
-    unit: str,
-    sample: str,
-    help_text: str,
-    *,
-    counter: bool = False,
-    where: tuple[tuple[str, str], ...] = (),
-    scale: float = 1.0,
-) -> PulledMetric:
-    selector = ",".join(f'{key}="{value}"' for key, value in where)
-    source = f"sum({sample}{{{selector}}})" if where else f"sum({sample})"
-    if scale != 1.0:
-        source = f"{source} * {scale:g}"
-    spec = MetricSpec(
-        name,
-        help_text,
-        unit,
-        MetricType.COUNTER if counter else MetricType.GAUGE,
-        Scope.SERVICE,
-        source,
-        _not_from_facts,
-    )
-    return PulledMetric(spec, sample, where, scale)
-
-
-def _not_from_facts(_section: Mapping[str, Any]) -> float | None:
-    return None
-
-
-# fmt: off
-PULLED_METRICS: tuple[PulledMetric, ...] = (
-    _pulled(
-        "lepton_service_up", "bool", UP_SAMPLE,
-        "1 if the service answered its /metrics (with the token), 0 if it did not.",
-    ),
-    _pulled(
-        "lepton_service_scrape_ms", "milliseconds", SCRAPE_SAMPLE,
-        "Time the service took to answer its /metrics.", scale=1000.0,
-    ),
-    _pulled(
-        "lepton_service_process_rss_bytes", "bytes", "lepton_process_resident_memory_bytes",
-        "Resident memory of the service process that answered (one gunicorn process).",
-    ),
-    _pulled(
-        "lepton_service_requests_total", "count", "lepton_http_requests_total",
-        "HTTP requests the service answered, every endpoint and status (scrapes included).",
-        counter=True,
-    ),
-    _pulled(
-        "lepton_service_request_seconds_total", "seconds", "lepton_http_request_seconds_sum",
-        "Time spent answering HTTP requests; over requests_total, the mean latency.",
-        counter=True,
-    ),
-    _pulled(
-        "lepton_service_errors_total", "count", "lepton_http_errors_total",
-        "HTTP requests the service answered with an error (4xx and 5xx).", counter=True,
-    ),
-    _pulled(
-        "lepton_service_server_errors_total", "count", "lepton_http_errors_total",
-        "HTTP requests the service answered with a server error (5xx).",
-        counter=True, where=(("class", "5xx"),),
-    ),
-    _pulled(
-        "lepton_service_shards_done_total", "count", "lepton_shards_done_total",
-        "Shards done: run by a worker, or accepted by the aggregator.", counter=True,
-    ),
-    _pulled(
-        "lepton_service_shards_duplicate_total", "count", "lepton_shards_duplicate_total",
-        "Shard results ignored because that shard id already had one.", counter=True,
-    ),
-)
-# fmt: on
-
-PULLED: dict[str, MetricSpec] = {entry.spec.name: entry.spec for entry in PULLED_METRICS}
-UP_METRIC = "lepton_service_up"
-#: Every exposition sample name a pulled metric reads.
-SAMPLE_NAMES: frozenset[str] = frozenset(entry.sample for entry in PULLED_METRICS)
-
-#: One exposition sample: name, labels, value.
-RawSample = tuple[str, Mapping[str, str], float]
-
-
-def reduce_samples(raw: Iterable[RawSample]) -> dict[str, float]:
-    """The pulled metrics of one service from its raw samples (name -> value).
-
-    Non-finite values are skipped. A metric none of whose samples is there is left out,
-    except a counter of a service that is up: a counter without series (no request yet,
-    no shard) is 0, and the service said so by answering.
-    """
-    by_sample: dict[str, list[PulledMetric]] = {}
-    for entry in PULLED_METRICS:
-        by_sample.setdefault(entry.sample, []).append(entry)
-    sums: dict[str, float] = {}
-    for name, labels, value in raw:
-        if not math.isfinite(value):
-            continue
-        for entry in by_sample.get(name, ()):
-            if entry.matches(labels):
-                sums[entry.spec.name] = sums.get(entry.spec.name, 0.0) + value
-    if sums.get(UP_METRIC) == 1.0:
-        for entry in PULLED_METRICS:
-            if entry.spec.type is MetricType.COUNTER:
-                sums.setdefault(entry.spec.name, 0.0)
-    return {
-        entry.spec.name: sums[entry.spec.name] * entry.scale
-        for entry in PULLED_METRICS
-        if entry.spec.name in sums
-    }
-
-
-def parse_exposition(text: str) -> list[RawSample]:
-    """The samples of Prometheus text that a pulled metric reads (ValueError if malformed).
-
-    Only the lines of :data:`SAMPLE_NAMES` are handed to the parser: a service's text is
-    mostly histogram buckets, and skipping them is most of the parse time.
-    """
-    wanted = [
-        line
-        for line in text.splitlines()
-        if line[:1] not in ("#", "") and _sample_name(line) in SAMPLE_NAMES
-    ]
-    if not wanted:
-        _check_exposition(text)
-        return []
-    return [
-        (sample.name, sample.labels, float(sample.value))
-        for family in text_string_to_metric_families("\n".join(wanted) + "\n")
-        for sample in family.samples
-    ]
-
-
-def _sample_name(line: str) -> str:
-    end = len(line)
-    for stop in ("{", " "):
-        index = line.find(stop)
-        if 0 <= index < end:
-            end = index
-    return line[:end]
-
-
-def _check_exposition(text: str) -> None:
-    """Text with none of our samples must still be Prometheus text (ValueError if not)."""
-    for _ in text_string_to_metric_families(text):
-        pass
-
 
 # ----------------------------------------------------------------------------- targets
 
@@ -669,10 +489,7 @@ def watch(
 
 __all__ = [
     "DEFAULT_TIMEOUT_S",
-    "PULLED",
-    "PULLED_METRICS",
     "PullResult",
-    "PulledMetric",
     "PulledOutcome",
     "Puller",
     "ServiceReading",
@@ -681,9 +498,7 @@ __all__ = [
     "load_token",
     "node_outcomes",
     "open_puller",
-    "parse_exposition",
     "pull",
-    "reduce_samples",
     "service_targets",
     "watch",
 ]

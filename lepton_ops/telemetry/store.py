@@ -21,12 +21,21 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TextIO
 
-from lepton_ops.errors import BadInput, LeptonError, OperationFailed
+from lepton_ops.database import (
+    Durability,
+    migrate,
+    open_database,
+    schema_version,
+    steps_of,
+    transaction,
+)
+from lepton_ops.errors import BadInput, OperationFailed
+from lepton_ops.settings import StateLayout
 from lepton_ops.telemetry import store_schema
 from lepton_ops.telemetry.export import Row, write_csv, write_prometheus
 from lepton_ops.telemetry.facts import Labels, NodeOutcome, NodeStatus
@@ -45,11 +54,16 @@ from lepton_ops.telemetry.records import (
 )
 
 _SeriesKey = tuple[str, str, Labels]
+WHAT = "telemetry store"
+
+
+def _steps() -> dict[int, tuple[str, int]]:
+    return steps_of(store_schema.MIGRATIONS)  # read at each open: tests add steps
 
 
 def store_path(state_dir: Path) -> Path:
     """Where the controller keeps its telemetry history inside its state directory."""
-    return state_dir / "telemetry" / "telemetry.sqlite3"
+    return StateLayout(state_dir).history
 
 
 class TelemetryStore:
@@ -80,34 +94,13 @@ class TelemetryStore:
         if read_only:
             self._db = self._open_read_only()
             return
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(
-                self.path, timeout=30, isolation_level=None, check_same_thread=False
-            )
-        except (OSError, sqlite3.Error) as exc:
-            raise OperationFailed(f"telemetry store {self.path} cannot be opened: {exc}") from None
-        try:
-            mode = self._db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-            if str(mode).lower() != "wal":
-                raise OperationFailed(
-                    f"telemetry store {self.path}: SQLite refused WAL mode (got {mode!r})"
-                )
-            self._db.execute("PRAGMA foreign_keys=ON")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            store_schema.migrate(self._db, self.path, store_schema.MIGRATIONS)
-        except sqlite3.Error as exc:
-            self._db.close()
-            raise OperationFailed(f"telemetry store {self.path} is not usable: {exc}") from None
-        except LeptonError:
-            self._db.close()
-            raise
+        self._db = open_database(self.path, what=WHAT, durability=Durability.NORMAL, steps=_steps())
 
     def _open_read_only(self) -> sqlite3.Connection:
         try:
             if not self.exists:
                 db = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
-                store_schema.migrate(db, self.path, store_schema.MIGRATIONS)
+                migrate(db, self.path, what=WHAT, steps=_steps())
                 return db
             db = sqlite3.connect(
                 f"{self.path.resolve().as_uri()}?mode=ro",
@@ -116,14 +109,14 @@ class TelemetryStore:
                 isolation_level=None,
                 check_same_thread=False,
             )
-            if store_schema.schema_version(db) < len(store_schema.MIGRATIONS):
+            if schema_version(db) < len(store_schema.MIGRATIONS):
                 db.close()
                 TelemetryStore(self.path).close()  # an older file: migrate it once
                 return self._open_read_only()
-            store_schema.migrate(db, self.path, store_schema.MIGRATIONS)  # refuses newer ones
+            migrate(db, self.path, what=WHAT, steps=_steps())  # refuses newer ones
             return db
         except sqlite3.Error as exc:
-            raise OperationFailed(f"telemetry store {self.path} cannot be read: {exc}") from None
+            raise OperationFailed(f"{WHAT} {self.path} cannot be read: {exc}") from None
 
     def close(self) -> None:
         with self._lock:
@@ -143,27 +136,18 @@ class TelemetryStore:
     @property
     def schema_version(self) -> int:
         with self._lock:
-            return store_schema.schema_version(self._db)
+            return schema_version(self._db)
 
     # ------------------------------------------------------------------ plumbing
 
-    @contextmanager
-    def _transaction(self, begin: str = "BEGIN IMMEDIATE") -> Iterator[sqlite3.Connection]:
+    def _transaction(
+        self, begin: str = "BEGIN IMMEDIATE"
+    ) -> AbstractContextManager[sqlite3.Connection]:
         """One transaction; SQLite errors become OperationFailed (after the rollback)."""
-        with self._lock:
-            try:
-                self._db.execute(begin)
-                try:
-                    yield self._db
-                except BaseException:
-                    if self._db.in_transaction:
-                        self._db.execute("ROLLBACK")
-                    raise
-                self._db.execute("COMMIT")
-            except sqlite3.Error as exc:
-                if self._db.in_transaction:
-                    self._db.execute("ROLLBACK")
-                raise OperationFailed(f"telemetry store {self.path}: {exc}") from None
+        return transaction(self._db, self._lock, self._failed, begin=begin)
+
+    def _failed(self, error: sqlite3.Error) -> OperationFailed:
+        return OperationFailed(f"{WHAT} {self.path}: {error}")
 
     def _read(self) -> AbstractContextManager[sqlite3.Connection]:
         """A read transaction: every query in it sees the same snapshot."""

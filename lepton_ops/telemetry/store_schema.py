@@ -43,11 +43,6 @@ version ``v`` to ``v + 1``; each step runs in one transaction with the version b
 
 from __future__ import annotations
 
-import sqlite3
-from pathlib import Path
-
-from lepton_ops.errors import OperationFailed
-
 _V1 = """
 CREATE TABLE nodes (
     id   INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -155,42 +150,3 @@ CREATE INDEX remediations_started ON remediations (started_at)
 
 MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4)
 SCHEMA_VERSION = len(MIGRATIONS)
-
-
-def schema_version(db: sqlite3.Connection) -> int:
-    return int(db.execute("PRAGMA user_version").fetchone()[0])
-
-
-def migrate(db: sqlite3.Connection, path: Path, migrations: tuple[str, ...]) -> None:
-    """Bring the database (autocommit connection) to ``len(migrations)``, step by step.
-
-    A database newer than that is refused; a failed step changes nothing.
-    """
-    target = len(migrations)
-    version = schema_version(db)
-    if version > target:
-        raise OperationFailed(
-            f"telemetry store {path} has schema version {version}; this lepton-ops "
-            f"knows up to {target}: upgrade lepton-ops"
-        )
-    while version < target:
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            # Another process may have migrated while this one waited for the lock.
-            version = schema_version(db)
-            if version < target:
-                for statement in migrations[version].split(";"):
-                    if statement.strip():
-                        db.execute(statement)
-                db.execute(f"PRAGMA user_version = {version + 1}")
-        except sqlite3.Error as exc:
-            db.execute("ROLLBACK")
-            raise OperationFailed(
-                f"telemetry store {path}: migrating schema version {version} to "
-                f"{version + 1} failed (nothing was changed): {exc}"
-            ) from None
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
-        version = schema_version(db)

@@ -118,3 +118,29 @@ def test_a_stuck_sensor_and_a_noise_change_alarm() -> None:
     y = rng.normal(0, 1, 3000)
     y[2000:2300] *= 5
     assert detect(None, y)[2000:2050].max() >= 0.5
+
+
+def test_right_after_the_warm_up_a_short_history_cannot_vouch_for_a_fleet_alarm() -> None:
+    """The first spike a spiky series shows after its warm-up is news, but 112 rows of
+    history cannot make it one in a million: it stays under the fleet threshold (0.8),
+    while the same spike after a long quiet history reaches it."""
+    rng = np.random.default_rng(11)
+    x = 0.1 + 0.01 * rng.normal(size=3000)
+    early, late = x.copy(), x.copy()
+    early[140] += 2.0
+    late[2500] += 2.0
+    early_scores, late_scores = detect(None, early), detect(None, late)
+    assert 0 < early_scores[140] < 0.8
+    assert late_scores[2500] >= 0.8
+
+
+def test_heavy_tailed_noise_alarms_no_more_after_the_warm_up_than_later() -> None:
+    early = late = 0
+    for seed in range(20):
+        rng = np.random.default_rng(seed)
+        values = 0.08 + 0.02 * rng.pareto(2.5, 3000)
+        scores = detect(None, values)
+        early += int(np.sum(scores[128:512] >= 0.8))
+        late += int(np.sum(scores[512:] >= 0.8))
+    # Rows 128-512 are 384 of each series, the later ones 2,488.
+    assert early / 384 <= max(late, 1) / 2488

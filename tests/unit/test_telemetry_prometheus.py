@@ -17,6 +17,7 @@ from telemetry_pull_support import inventory_file, run_pull
 
 from lepton_ops.errors import BadInput, OperationFailed
 from lepton_ops.telemetry import TelemetryStore, store_path
+from lepton_ops.telemetry.catalogue import SAMPLE_NAMES
 from lepton_ops.telemetry.prometheus_source import (
     InstanceMap,
     PrometheusClient,
@@ -25,7 +26,7 @@ from lepton_ops.telemetry.prometheus_source import (
     prometheus_query,
     pull_prometheus,
 )
-from lepton_ops.telemetry.pull import SAMPLE_NAMES, ServiceTarget
+from lepton_ops.telemetry.pull import ServiceTarget
 
 STEP = 15.0
 END = 1_699_999_995.0  # a multiple of the step

@@ -34,17 +34,15 @@ from telemetry_pull_support import (
 from lepton_ops.errors import BadInput, OperationFailed
 from lepton_ops.inventory import load_fleet
 from lepton_ops.telemetry import CATALOGUE, MetricType, Scope, TelemetryStore, store_path
+from lepton_ops.telemetry.catalogue import PULLED, PULLED_METRICS
 from lepton_ops.telemetry.export import write_prometheus
+from lepton_ops.telemetry.exposition import parse_exposition, reduce_samples
 from lepton_ops.telemetry.pull import (
-    PULLED,
-    PULLED_METRICS,
     Puller,
     PullResult,
     ServiceTarget,
     fleet_targets,
-    parse_exposition,
     pull,
-    reduce_samples,
     service_targets,
     watch,
 )

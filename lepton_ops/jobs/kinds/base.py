@@ -32,19 +32,24 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
-
-import numpy as np
-import numpy.typing as npt
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from lepton_ops.errors import BadInput, OperationFailed
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
 
 Partial = dict[str, Any]
 
 
 @dataclass(frozen=True)
 class Param:
-    """One job parameter: its name (``task_size`` is ``--task-size``), type and bounds."""
+    """One job parameter: its name (``task_size`` is ``--task-size``), type and bounds.
+
+    A kind's parameters are its ``job run`` options (and the ``params`` of the
+    ``lepton.ops.job`` module and of the services' job API): declaring one is all it takes.
+    """
 
     name: str
     type: Literal["int", "float"]
@@ -53,10 +58,31 @@ class Param:
     default: int | float | None = None
     minimum: int | float | None = None
     maximum: int | float | None = None
+    #: The value's name in ``--help`` (default: N for a whole number, X for a number).
+    metavar: str | None = None
 
     @property
     def flag(self) -> str:
         return "--" + self.name.replace("_", "-")
+
+    @property
+    def value_name(self) -> str:
+        return self.metavar or ("N" if self.type == "int" else "X")
+
+    def bounds_text(self) -> str:
+        """Its default and bounds in words (``default 1000, 1 to 1000000``), or ""."""
+        low, high = self.minimum, self.maximum
+        bounds = (
+            f"{low} to {high}"
+            if low is not None and high is not None
+            else f"{low} or more"
+            if low is not None
+            else f"at most {high}"
+            if high is not None
+            else ""
+        )
+        default = "" if self.default is None else f"default {self.default}"
+        return ", ".join(part for part in (default, bounds) if part)
 
     @property
     def required(self) -> bool:
@@ -126,6 +152,22 @@ SEED = Param(
     default=0,
     minimum=0,
 )
+#: A task draws at most this many numbers (``task_size``), whatever its kind.
+MAX_TASK_SIZE = 1_000_000
+#: A shard of a kind that draws ``task_size`` numbers per task draws at most this many.
+MAX_SHARD_DRAWS = 100_000_000
+
+
+def task_size(what: str, default: int) -> Param:
+    """The ``task_size`` parameter of a kind whose tasks each draw that many ``what``."""
+    return Param(
+        "task_size",
+        "int",
+        f"How many {what} each task draws (M).",
+        default=default,
+        minimum=1,
+        maximum=MAX_TASK_SIZE,
+    )
 
 
 class ShardCancelled(OperationFailed):
@@ -223,6 +265,10 @@ class JobKind(ABC):
     artifacts: ClassVar[tuple[ArtifactSpec, ...]] = ()
     #: The most tasks one shard of this kind may hold (see :meth:`shard_tasks_limit`).
     max_shard_tasks: ClassVar[int] = MAX_SHARD_TASKS
+    #: The parameter whose value is one task's work (``task_size``: numbers drawn), when a
+    #: task's cost grows with it: a shard then does at most :attr:`max_shard_work` of it.
+    work_per_task: ClassVar[str | None] = None
+    max_shard_work: ClassVar[int | float] = MAX_SHARD_DRAWS
 
     # ------------------------------------------------------------------ bounded work
 
@@ -232,12 +278,16 @@ class JobKind(ABC):
         A shard's work is bounded so that it ends within the aggregator's read timeout
         and a worker's threads are never held for long: the aggregator plans no larger
         shard, and a worker refuses one (400). Kinds whose tasks cost more with larger
-        parameters lower it (:meth:`_shard_tasks_limit`).
+        parameters lower it (:attr:`work_per_task` and :attr:`max_shard_work`, or by
+        overriding :meth:`_shard_tasks_limit`).
         """
         return max(1, min(self.max_shard_tasks, self._shard_tasks_limit(params)))
 
     def _shard_tasks_limit(self, params: Mapping[str, Any]) -> int:
-        return self.max_shard_tasks
+        if self.work_per_task is None:
+            return self.max_shard_tasks
+        work = float(params[self.work_per_task])
+        return self.max_shard_tasks if work <= 0 else int(self.max_shard_work // work)
 
     def check_shard(self, params: Mapping[str, Any], start: int, stop: int) -> None:
         """BadInput unless a shard ``[start, stop)`` fits :meth:`shard_tasks_limit`."""
@@ -496,6 +546,8 @@ def exact_float_sum(values: npt.NDArray[np.float64]) -> Dyadic:
     low part (neither sum can overflow below 2**36 values), then the groups are combined
     with Python's unbounded integers.
     """
+    import numpy as np
+
     flat = np.ascontiguousarray(values, dtype=np.float64).ravel()
     if flat.size == 0:
         return (0, 0)

@@ -14,27 +14,25 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any
-
-import numpy as np
-import numpy.typing as npt
+from typing import TYPE_CHECKING, Any
 
 from lepton_ops.errors import BadInput, OperationFailed
 from lepton_ops.jobs.kinds.base import (
     SEED,
     JobKind,
-    Param,
     Partial,
     cancel_point,
     exact_int,
     partial_fields,
+    task_size,
 )
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
 
 #: numpy's random() floats are k / SCALE with k a whole number below SCALE.
 SCALE = 2**53
-MAX_TASK_SIZE = 1_000_000
-#: One shard draws at most this many numbers (a few seconds of work).
-MAX_SHARD_NUMBERS = 100_000_000
 _FIELDS = ("count", "sum_k", "sum_k2", "min_k", "max_k")
 #: The exact sums run over blocks this large: every int64 partial sum below stays < 2**63.
 _BLOCK = 2**20
@@ -45,20 +43,9 @@ _LIMB_MASK = (1 << _LIMB_BITS) - 1
 class MeanKind(JobKind):
     name = "mean"
     summary = "Count, mean, population variance, min and max of seeded uniform numbers."
-    params = (
-        Param(
-            "task_size",
-            "int",
-            "How many numbers each task draws (M).",
-            default=1000,
-            minimum=1,
-            maximum=MAX_TASK_SIZE,
-        ),
-        SEED,
-    )
-
-    def _shard_tasks_limit(self, params: Mapping[str, Any]) -> int:
-        return MAX_SHARD_NUMBERS // int(params["task_size"])
+    params = (task_size("numbers", default=1000), SEED)
+    # one shard draws at most MAX_SHARD_DRAWS numbers (a few seconds of work)
+    work_per_task = "task_size"
 
     def empty(self) -> Partial:
         return {"count": 0, "sum_k": "0", "sum_k2": "0", "min_k": None, "max_k": None}
@@ -85,6 +72,8 @@ class MeanKind(JobKind):
         return _partial(count, sum_k, sum_k2, min_k, max_k)
 
     def _map(self, params: dict[str, Any], start: int, stop: int, speed: float) -> Partial:
+        import numpy as np
+
         seed = params["seed"]
         size = params["task_size"]
         count = sum_k = sum_k2 = 0
@@ -163,6 +152,8 @@ def _partial(count: int, sum_k: int, sum_k2: int, min_k: int, max_k: int) -> Par
 
 def _draw_k(seed: int, task: int, size: int) -> npt.NDArray[np.int64]:
     """Task ``task``'s numbers as the whole numbers k (each number is k / 2**53)."""
+    import numpy as np
+
     numbers = np.random.default_rng([seed, task]).random(size)
     scaled = numbers * float(SCALE)  # exact: a power-of-two scaling
     k = scaled.astype(np.int64)
@@ -181,6 +172,8 @@ def _exact_sums(k: npt.NDArray[np.int64]) -> tuple[int, int]:
     two limbs are below 2**36, so int64 sums of up to 2**27 of them cannot overflow; the
     limb sums are then combined with Python's unbounded ints.
     """
+    import numpy as np
+
     sum_k = 0
     sum_k2 = 0
     for begin in range(0, int(k.size), _BLOCK):

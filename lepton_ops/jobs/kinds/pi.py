@@ -12,41 +12,24 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-import numpy as np
-
 from lepton_ops.errors import BadInput
 from lepton_ops.jobs.kinds.base import (
     SEED,
     JobKind,
-    Param,
     Partial,
     cancel_point,
     exact_int,
     partial_fields,
+    task_size,
 )
-
-MAX_TASK_SIZE = 1_000_000
-#: One shard draws at most this many points (a few seconds of work).
-MAX_SHARD_POINTS = 100_000_000
 
 
 class PiKind(JobKind):
     name = "pi"
     summary = "Monte Carlo estimate of pi: seeded points in the unit square, inside the circle."
-    params = (
-        Param(
-            "task_size",
-            "int",
-            "How many points each task draws (M).",
-            default=10_000,
-            minimum=1,
-            maximum=MAX_TASK_SIZE,
-        ),
-        SEED,
-    )
-
-    def _shard_tasks_limit(self, params: Mapping[str, Any]) -> int:
-        return MAX_SHARD_POINTS // int(params["task_size"])
+    params = (task_size("points", default=10_000), SEED)
+    # one shard draws at most MAX_SHARD_DRAWS points (a few seconds of work)
+    work_per_task = "task_size"
 
     def empty(self) -> Partial:
         return {"inside": 0, "total": 0}
@@ -60,6 +43,8 @@ class PiKind(JobKind):
         return {"inside": inside, "total": total}
 
     def _map(self, params: dict[str, Any], start: int, stop: int, speed: float) -> Partial:
+        import numpy as np
+
         seed = params["seed"]
         size = params["task_size"]
         inside = 0

@@ -29,10 +29,7 @@ import io
 import math
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
-
-import numpy as np
-import numpy.typing as npt
+from typing import TYPE_CHECKING, Any, Literal
 
 from lepton_ops.errors import BadInput, OperationFailed
 from lepton_ops.jobs.kinds.base import (
@@ -52,7 +49,12 @@ from lepton_ops.jobs.kinds.base import (
 )
 from lepton_ops.jobs.model_files import load_model_bytes
 
-Rows = npt.NDArray[np.float64]
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+    Rows = npt.NDArray[np.float64]
+
 Label = str | int | float | bool
 
 #: Jobs of at most this many rows keep each row's prediction in the result.
@@ -85,6 +87,7 @@ class ScoringModel:
 
 def scoring_model(data: bytes) -> ScoringModel:
     """The model in skops bytes ``data``, checked for batch scoring (BadInput otherwise)."""
+    import numpy as np
     from sklearn.base import is_classifier, is_regressor
 
     loaded = load_model_bytes(data, source="the model file")
@@ -116,6 +119,8 @@ def scoring_model(data: bytes) -> ScoringModel:
 
 
 def _classes(estimator: Any, name: str) -> tuple[Label, ...]:
+    import numpy as np
+
     raw = getattr(estimator, "classes_", None)
     array = np.asarray(raw) if raw is not None else None
     if array is None or array.ndim != 1 or array.size == 0:
@@ -138,6 +143,8 @@ def _classes(estimator: Any, name: str) -> tuple[Label, ...]:
 
 def parse_rows(data: bytes) -> Rows:
     """Rows from a ``.npy`` array (no pickles) or numeric CSV (optional header row)."""
+    import numpy as np
+
     array = _npy(data) if data.startswith(NPY_MAGIC) else _csv(data)
     if array.ndim != 2:
         raise BadInput(f"the data must be 2-D (rows x features), got shape {array.shape}")
@@ -154,6 +161,7 @@ def parse_rows(data: bytes) -> Rows:
 
 
 def _npy(data: bytes) -> npt.NDArray[Any]:
+    import numpy as np
     from numpy.lib import format as npy
 
     stream = io.BytesIO(data)
@@ -185,6 +193,8 @@ def _npy(data: bytes) -> npt.NDArray[Any]:
 
 
 def _csv(data: bytes) -> npt.NDArray[Any]:
+    import numpy as np
+
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -255,6 +265,8 @@ class PredictKind(JobKind):
             )
 
     def tasks_from_artifacts(self, artifacts: Mapping[str, Any]) -> int | None:
+        import numpy as np
+
         rows = artifacts.get("data")
         return int(rows.shape[0]) if isinstance(rows, np.ndarray) else None
 
@@ -370,6 +382,8 @@ class PredictKind(JobKind):
 
 
 def _unpack(artifacts: Mapping[str, Any]) -> tuple[ScoringModel, Rows]:
+    import numpy as np
+
     model, rows = artifacts.get("model"), artifacts.get("data")
     if not isinstance(model, ScoringModel) or not isinstance(rows, np.ndarray):
         raise OperationFailed("the predict artifacts must be loaded with load_artifact first")
@@ -389,6 +403,8 @@ def _blocks(rows: Rows, start: int, stop: int) -> Iterator[tuple[int, Rows, slic
 
 
 def _call(model: ScoringModel, method: str, block: Rows, first: int) -> npt.NDArray[Any]:
+    import numpy as np
+
     try:
         answer = getattr(model.estimator, method)(block)
     except Exception as exc:
@@ -402,6 +418,8 @@ def _call(model: ScoringModel, method: str, block: Rows, first: int) -> npt.NDAr
 def _score_classifier(
     model: ScoringModel, rows: Rows, start: int, stop: int, keep: bool
 ) -> Partial:
+    import numpy as np
+
     index = {label: i for i, label in enumerate(model.classes)}
     counts = np.zeros(len(model.classes), dtype=np.int64)
     sums: list[Dyadic] = [(0, 0)] * len(model.classes)
@@ -441,6 +459,8 @@ def _score_classifier(
 
 
 def _score_regressor(model: ScoringModel, rows: Rows, start: int, stop: int, keep: bool) -> Partial:
+    import numpy as np
+
     total: Dyadic = (0, 0)
     low, high = math.inf, -math.inf
     values: list[float] = []

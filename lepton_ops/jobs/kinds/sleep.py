@@ -40,12 +40,11 @@ class SleepKind(JobKind):
             default=20.0,
             minimum=0.0,
             maximum=MAX_TASK_MS,
+            metavar="MS",
         ),
     )
-
-    def _shard_tasks_limit(self, params: Mapping[str, Any]) -> int:
-        task_ms = float(params["task_ms"])
-        return self.max_shard_tasks if task_ms <= 0 else int(MAX_SHARD_SLEEP_MS // task_ms)
+    work_per_task = "task_ms"
+    max_shard_work = MAX_SHARD_SLEEP_MS
 
     def empty(self) -> Partial:
         return {"tasks": 0, "slept_ns": 0}

@@ -114,11 +114,20 @@ predictions:
       sample: 0.93
     anomaly_series:
       description: The watched series that alarmed recently, loudest first, with the alarm's
-        score, time and value.
+        score above the fleet's (C(fleet) - the other hosts' median surprise on the same series
+        at that time), time and value.
       type: list
       elements: dict
       sample: [{"series": "lepton_service_rss_bytes{service=\"lepton-worker\"}", "score": 0.91,
-                "ts": 1700000000.0, "value": 412000000.0}]
+                "ts": 1700000000.0, "value": 412000000.0, "fleet": 0.0}]
+    fleet_wide_series:
+      description: Recent alarms of series that moved on most hosts at once (a shared disk, a
+        host they share); not this host's failure, and not in its
+        RV(predictions[].anomaly_score).
+      type: list
+      elements: dict
+      sample: [{"series": "lepton_node_disk_used_pct{path=\"/\"}", "score": 0.9,
+                "ts": 1700000000.0, "value": 41.2, "fleet": 0.66}]
     horizon_s:
       description: The model's horizon, in seconds.
       type: float
@@ -218,7 +227,8 @@ def judged(prediction, threshold):
 def missing(host):
     return {'node': host, 'probability': None, 'anomaly_score': None, 'horizon_s': None,
             'threshold': None, 'at_risk': False, 'top_features': [], 'sample_ts': None,
-            'data_age_s': None, 'stale': True, 'failing_now': False, 'anomaly_series': []}
+            'data_age_s': None, 'stale': True, 'failing_now': False, 'anomaly_series': [],
+            'fleet_wide_series': []}
 
 
 def main():

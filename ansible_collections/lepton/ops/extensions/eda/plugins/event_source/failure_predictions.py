@@ -7,9 +7,10 @@ horizon is at or above ``threshold``, every ``interval`` seconds: each pass coll
 fleet's telemetry (``collect: true``, through the lepton.ops.telemetry playbook) and runs
 the trained predictor of the lepton-ops state directory. Without a trained model (or with
 one trained without failures), the streaming detector decides: an event per node whose
-watched series alarmed at the detector's fleet threshold, the series in
-``anomaly_series``. A thin adapter over lepton_ops, which must be installed where
-ansible-rulebook runs.
+watched series alarmed at the detector's fleet threshold, above what its peers show on the
+same series at that time, the series in ``anomaly_series`` (a change on most nodes at once
+is in ``fleet_wide_series``, and raises no event). A thin adapter over lepton_ops, which
+must be installed where ansible-rulebook runs.
 
 Arguments:
     state_dir:  the lepton-ops state directory (default: lepton-ops' own default).
@@ -23,7 +24,8 @@ Each event::
 
     {"lepton": {"node", "probability", "anomaly_score", "horizon_s", "threshold",
                 "top_features": [{"name", "value", "contribution"}], "data_age_s",
-                "anomaly_series": [{"series", "score", "ts", "value"}]},
+                "anomaly_series": [{"series", "score", "ts", "value", "fleet"}],
+                "fleet_wide_series": [...]},
      "meta": {"hosts": "<node>"}}
 
 Example rulebook: extensions/eda/rulebooks/remediate_predicted_failures.yml.

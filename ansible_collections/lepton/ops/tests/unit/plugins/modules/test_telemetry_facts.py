@@ -24,6 +24,7 @@ import yaml
 
 from ansible.module_utils import basic
 
+from ansible_collections.lepton.ops.plugins.module_utils import node_facts
 from ansible_collections.lepton.ops.plugins.module_utils import proc_stats
 from ansible_collections.lepton.ops.plugins.modules import telemetry_facts as telemetry_module
 from ansible_collections.lepton.ops.tests.unit.plugins.module_utils.fake_node import (
@@ -88,8 +89,8 @@ def errors_about(facts, text):
 def node(tmp_path, monkeypatch):
     """A fake node with readable basics; the module reads it instead of this machine."""
     fake = FakeNode(tmp_path / 'node').basics()
-    monkeypatch.setattr(telemetry_module, 'PROC', str(fake.proc))
-    monkeypatch.setattr(telemetry_module, 'CGROUP_ROOT', str(fake.cgroup))
+    monkeypatch.setattr(node_facts, 'PROC', str(fake.proc))
+    monkeypatch.setattr(node_facts, 'CGROUP_ROOT', str(fake.cgroup))
     return fake
 
 
@@ -213,11 +214,11 @@ def test_sample_interval_zero_skips_the_cpu_sample(node):
 
 def test_a_half_broken_node_still_returns_facts(tmp_path, monkeypatch):
     """No /proc at all, statvfs failing: every key is there, with errors saying why."""
-    monkeypatch.setattr(telemetry_module, 'PROC', str(tmp_path / 'no-proc'))
-    monkeypatch.setattr(telemetry_module, 'CGROUP_ROOT', str(tmp_path / 'no-cgroup'))
+    monkeypatch.setattr(node_facts, 'PROC', str(tmp_path / 'no-proc'))
+    monkeypatch.setattr(node_facts, 'CGROUP_ROOT', str(tmp_path / 'no-cgroup'))
     denied = PermissionError(13, 'Permission denied')
     with mock.patch.object(proc_stats.os, 'statvfs', side_effect=denied), \
-            mock.patch.object(telemetry_module.os, 'getloadavg', side_effect=OSError('no load')):
+            mock.patch.object(node_facts.os, 'getloadavg', side_effect=OSError('no load')):
         facts = facts_of(run_module(telemetry_module.main, {}))
     assert facts['cpu']['util_pct'] is None
     assert facts['uptime_s'] is None
@@ -291,8 +292,8 @@ def test_dropped_targets_are_probed_at_the_same_time(node, cpu_samples):
 
 def test_a_probe_that_hangs_is_given_up(node, monkeypatch):
     release = threading.Event()
-    monkeypatch.setattr(telemetry_module, 'WAIT_SLACK_S', 0.2)
-    monkeypatch.setattr(telemetry_module.node_probes, 'probe_tcp',
+    monkeypatch.setattr(node_facts, 'WAIT_SLACK_S', 0.2)
+    monkeypatch.setattr(node_facts.node_probes, 'probe_tcp',
                         lambda *args: release.wait(10) and None)
     try:
         facts = facts_of(run_module(telemetry_module.main, {
@@ -532,7 +533,7 @@ def test_an_unexpected_error_about_a_service(node, health_url, monkeypatch):
     def explode(module, service):
         raise RuntimeError('surprise')
 
-    monkeypatch.setattr(telemetry_module, 'find_process', explode)
+    monkeypatch.setattr(node_facts, 'find_process', explode)
     facts = facts_of(run_module(telemetry_module.main, {
         'sample_interval': 0, 'services': [{'name': 'w', 'url': health_url}]}))
     assert facts['services'][0]['name'] == 'w'

@@ -1,4 +1,6 @@
-"""A causal, unsupervised anomaly score in [0, 1] for one metric's time series.
+"""The scorer lepton-ops used before :mod:`~lepton_ops.detect.detector`, kept as a baseline
+of the detection benchmark: a causal, unsupervised anomaly score in [0, 1] for one
+metric's time series.
 
 ``score_series(timestamps, values)`` scores a whole series; :class:`StreamingScorer` does
 the same one row (or one batch) at a time and gives bitwise the same scores. The score of

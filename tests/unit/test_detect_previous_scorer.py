@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lepton_ops.predict.series_anomaly import ScorerOptions, StreamingScorer, score_series
+from lepton_ops.detect.previous_scorer import ScorerOptions, StreamingScorer, score_series
 
 STEP = 300.0  # five-minute samples, as CloudWatch and the NAB corpus have them
 DAY = int(86_400 / STEP)
