@@ -9,7 +9,8 @@ what the routes accept and answer.
 ``MAX_CONTENT_LENGTH``, 400 if it is malformed or nested too deep) and checks it against
 its model; :func:`read_query` checks the query string the same way. Every refusal is a
 BadInput (answered with 400) whose message names the field as a person would: "tasks
-must be a whole number, got a string", never pydantic's own wording.
+must be a whole number, got a string" (pydantic's own wording, after the field's name, only
+for a kind of refusal :func:`_first_message` does not know).
 :func:`error_response` is the JSON error every service answers with.
 
 Field constraints that carry their own message: :class:`Text` (a printable, non-blank
