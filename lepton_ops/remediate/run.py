@@ -167,7 +167,7 @@ def _remediate(
     verbosity: int,
 ) -> RemediationPass:
     states, predictions, model = node_states(state_dir, nodes=only)
-    with TelemetryStore(store_path(state_dir)) as store:
+    with TelemetryStore(store_path(state_dir)) as store:  # the pass's one opening
         if not dry_run:
             # This pass holds the lock, so an action still "in progress" belongs to a pass
             # that died (killed mid-action): close it, or it would block its node forever.
@@ -177,31 +177,31 @@ def _remediate(
                         record.id, "abandoned", after={}, detail="its pass ended without a verdict"
                     )
         audit = store.remediations()
-    history = ladder_history(audit)
-    plan = decide(states, history, time.time(), config, cordoned=cordons_in(audit))
-    result = RemediationPass(plan, dry_run, model)
-    if dry_run:
-        return result
-    at_risk = {
-        state.node: predictions.get(state.node, {})
-        for state in states
-        if state.risk is not None and state.risk >= config.risk_threshold
-    }
-    if at_risk:
-        result.drained = predictive_drain(state_dir, inventory, at_risk, trigger=trigger)
-    if not plan.actions:
-        return result
+        history = ladder_history(audit)
+        plan = decide(states, history, time.time(), config, cordoned=cordons_in(audit))
+        result = RemediationPass(plan, dry_run, model)
+        if dry_run:
+            return result
+        at_risk = {
+            state.node: predictions.get(state.node, {})
+            for state in states
+            if state.risk is not None and state.risk >= config.risk_threshold
+        }
+        if at_risk:
+            result.drained = predictive_drain(state_dir, inventory, at_risk, trigger=trigger)
+        if not plan.actions:
+            return result
 
-    def act(decision: Decision) -> ActionResult:
-        return _act(
-            decision, state_dir, inventory, config, trigger=trigger,
-            before=predictions.get(decision.node, {}), verify_timeout_s=verify_timeout_s,
-            refresh=refresh, verbosity=verbosity,
-        )  # fmt: skip
+        def act(decision: Decision) -> ActionResult:
+            return _act(
+                decision, state_dir, inventory, config, store, trigger=trigger,
+                before=predictions.get(decision.node, {}), verify_timeout_s=verify_timeout_s,
+                refresh=refresh, verbosity=verbosity,
+            )  # fmt: skip
 
-    with ThreadPoolExecutor(max_workers=config.max_concurrent) as pool:
-        result.results = list(pool.map(act, plan.actions))
-    return result
+        with ThreadPoolExecutor(max_workers=config.max_concurrent) as pool:
+            result.results = list(pool.map(act, plan.actions))
+        return result
 
 
 def _act(
@@ -209,6 +209,7 @@ def _act(
     state_dir: Path,
     inventory: Path,
     config: PolicyConfig,
+    store: TelemetryStore,
     *,
     trigger: str,
     before: dict[str, Any],
@@ -218,10 +219,9 @@ def _act(
 ) -> ActionResult:
     assert decision.action is not None
     node = decision.node
-    with TelemetryStore(store_path(state_dir)) as store:
-        audit_id = store.start_remediation(
-            node, decision.action.value, trigger=trigger, reason=decision.reason, before=before
-        )
+    audit_id = store.start_remediation(
+        node, decision.action.value, trigger=trigger, reason=decision.reason, before=before
+    )
     started = time.monotonic()
     try:
         outcome = run_action(
@@ -241,8 +241,7 @@ def _act(
     except (LeptonError, OSError) as exc:
         verdict, after, detail = "failed", {}, str(exc)
         outcome = ActionOutcome(False, detail, time.monotonic() - started)
-    with TelemetryStore(store_path(state_dir)) as store:
-        store.finish_remediation(audit_id, verdict, after=after, detail=detail)
+    store.finish_remediation(audit_id, verdict, after=after, detail=detail)
     return ActionResult(decision, audit_id, verdict, detail, time.monotonic() - started)
 
 
@@ -385,13 +384,15 @@ def predictive_drain(
     state_dir: Path, inventory: Path, at_risk: dict[str, dict[str, Any]], *, trigger: str
 ) -> list[str]:
     """Drain each node at risk for twice its horizon (renewing a drain already placed); the
-    nodes drained. A node the aggregator will not drain (the last one) is left as it is."""
+    nodes drained. A node the aggregator will not drain (the last one) is left as it is.
+    Each new drain is audited (the store is opened once, after the drains)."""
     aggregators = [t for t in fleet_targets(inventory) if t.service == "lepton-aggregator"]
     if not aggregators:
         return []
     base = aggregators[0].url
     headers = {"Authorization": f"Bearer {load_token(state_dir)}"}
     drained: list[str] = []
+    placed: list[tuple[str, str, dict[str, Any], Any]] = []
     already = drained_nodes(state_dir, inventory)
     with httpx.Client(timeout=5.0, trust_env=False, headers=headers) as client:
         for node, prediction in sorted(at_risk.items()):
@@ -409,13 +410,16 @@ def predictive_drain(
                 continue
             drained.append(node)
             if node not in already:
-                with TelemetryStore(store_path(state_dir)) as store:
-                    audit_id = store.start_remediation(
-                        node, PREDICTIVE_DRAIN, trigger=trigger, reason=reason, before=prediction
-                    )
-                    store.finish_remediation(
-                        audit_id, "verified", after={"drain": answer.json()}, detail="drained"
-                    )
+                placed.append((node, reason, prediction, answer.json()))
+    if placed:
+        with TelemetryStore(store_path(state_dir)) as store:
+            for node, reason, prediction, drain in placed:
+                audit_id = store.start_remediation(
+                    node, PREDICTIVE_DRAIN, trigger=trigger, reason=reason, before=prediction
+                )
+                store.finish_remediation(
+                    audit_id, "verified", after={"drain": drain}, detail="drained"
+                )
     return drained
 
 
@@ -461,8 +465,7 @@ def uncordon(
         audit_id = store.start_remediation(
             node, UNCORDON, trigger=who, reason="lifted by a person", before={}
         )
-    outcome = run_action(Action.UNDRAIN, node, inventory, state_dir, reason="uncordon")
-    with TelemetryStore(store_path(state_dir)) as store:
+        outcome = run_action(Action.UNDRAIN, node, inventory, state_dir, reason="uncordon")
         store.finish_remediation(
             audit_id, "verified" if outcome.ok else "failed", after={}, detail=outcome.detail
         )
