@@ -29,20 +29,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
-from lepton_ops.deploy.deploy import deploy
+from lab_setup import add_lab_options, deployed_lab
+
 from lepton_ops.errors import LeptonError
 from lepton_ops.jobs import client as jobs
-from lepton_ops.lab import Lab, LabMode
 from lepton_ops.predict.model_store import has_current
-from lepton_ops.provision.provision import provision
 from lepton_ops.remediate.loop import cycle
 from lepton_ops.remediate.policy import PolicyConfig
 from lepton_ops.telemetry.pull import fleet_targets
@@ -119,9 +116,7 @@ def count_alarms(passes: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--mode", choices=[m.value for m in LabMode], default=None)
-    parser.add_argument("--state-dir", type=Path, default=None,
-                        help="use the lab already up and deployed in this state dir")  # fmt: skip
+    add_lab_options(parser)
     parser.add_argument("--minutes", type=float, default=30.0)
     parser.add_argument("--interval", type=float, default=5.0, help="seconds between passes")
     parser.add_argument("--tasks", type=int, default=100, help="tasks per job")
@@ -129,22 +124,8 @@ def main() -> int:
     parser.add_argument("--pause", type=float, default=1.0, help="seconds between jobs")
     args = parser.parse_args()
 
-    own_lab = args.state_dir is None
-    state = Path(tempfile.mkdtemp(prefix="lepton-quiet-fleet-")) if own_lab else args.state_dir
-    lab = Lab(state)
-    try:
-        if own_lab:
-            status = lab.up(LabMode(args.mode) if args.mode else None)
-            log(f"lab up in {status.mode} mode, state {state}")
-            provisioned = provision(lab.inventory_path, state).run
-            deployed = deploy(lab.inventory_path, state) if provisioned.succeeded else None
-            if deployed is None or not deployed.succeeded:
-                failed = deployed if deployed is not None else provisioned
-                log(f"provision/deploy failed: {failed.to_dict()}")
-                return 1
-        else:
-            status = lab.status()
-        inventory = lab.inventory_path
+    with deployed_lab(args, "quiet-fleet") as bench:
+        state, inventory = bench.state_dir, bench.inventory
         nodes = {target.node for target in fleet_targets(inventory)}
         config = PolicyConfig()
         load = JobLoad(state, inventory, args.tasks, args.task_ms, args.pause)
@@ -185,7 +166,7 @@ def main() -> int:
         for alarm in alarms:
             by_node[alarm["node"]] = by_node.get(alarm["node"], 0) + 1
         result_line = {
-            "mode": str(status.mode),
+            "mode": bench.mode,
             "model": has_current(state),
             "minutes": round(elapsed / 60.0, 2),
             "passes": len(passes),
@@ -202,10 +183,6 @@ def main() -> int:
         }
         print(json.dumps(result_line, default=str))
         return 0
-    finally:
-        if own_lab:
-            lab.down(purge=True)
-            shutil.rmtree(state, ignore_errors=True)
 
 
 def predictions_of(state: Path) -> dict[str, Any]:

@@ -45,9 +45,10 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from lab_setup import add_lab_options, deployed_lab
 
 from lepton_ops.gateway import PlaybookRun, run_playbook
-from lepton_ops.lab import Lab, LabMode
+from lepton_ops.lab import Lab
 from lepton_ops.lab.inventory_file import node_python
 from lepton_ops.telemetry import TelemetryStore, store_path
 from lepton_ops.telemetry import collect as collect_module
@@ -111,32 +112,10 @@ def lab_part(state: Path, *, collect_repeat: int, pulls: int) -> dict[str, Any]:
 
 
 def run_lab_part(args: argparse.Namespace) -> dict[str, Any]:
-    own_lab = args.state_dir is None
-    state = Path(tempfile.mkdtemp(prefix="lepton-telemetry-bench-")) if own_lab else args.state_dir
-    lab = Lab(state)
-    try:
-        if own_lab:
-            from lepton_ops.deploy.deploy import deploy
-            from lepton_ops.provision.provision import provision
-
-            status = lab.up(LabMode(args.mode) if args.mode else None)
-            log(f"lab up in {status.mode} mode, state {state}")
-            started = time.monotonic()
-            provisioned = provision(lab.inventory_path, state).run
-            log(f"provision: {time.monotonic() - started:.1f} s")
-            deployed = deploy(lab.inventory_path, state) if provisioned.succeeded else None
-            if deployed is None or not deployed.succeeded:
-                failed = deployed if deployed is not None else provisioned
-                raise SystemExit(f"[telemetry-bench] provision/deploy failed: {failed.to_dict()}")
-        else:
-            status = lab.status()
-        return {"mode": str(status.mode)} | lab_part(
-            state, collect_repeat=args.collect_repeat, pulls=args.pulls
+    with deployed_lab(args, "telemetry-bench") as bench:
+        return {"mode": bench.mode} | lab_part(
+            bench.state_dir, collect_repeat=args.collect_repeat, pulls=args.pulls
         )
-    finally:
-        if own_lab:
-            lab.down(purge=True)
-            shutil.rmtree(state, ignore_errors=True)
 
 
 # --------------------------------------------------------------------------- scale part
@@ -320,13 +299,7 @@ def run_scale_part(args: argparse.Namespace) -> dict[str, Any]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--mode", choices=[m.value for m in LabMode], default=None)
-    parser.add_argument(
-        "--state-dir",
-        type=Path,
-        default=None,
-        help="use the lab already up and deployed in this state dir (no lab up/down)",
-    )
+    add_lab_options(parser)
     parser.add_argument("--collect-repeat", type=int, default=3, help="lab collections (median)")
     parser.add_argument("--pulls", type=int, default=20, help="lab pulls (median)")
     parser.add_argument(

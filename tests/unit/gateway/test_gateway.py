@@ -9,7 +9,7 @@ import pytest
 from lepton_ops.gateway import HostStatus, PlaybookRun, run_playbook
 from lepton_ops.gateway import runner as gateway_runner
 
-FIXTURES = Path(__file__).parent.parent / "fixtures"
+FIXTURES = Path(__file__).parents[2] / "fixtures"
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from cli_support import run_cli
 
 from lepton_ops.lab.topology import LAB_NODES, NODE_DATA_QUOTA_MB, NODE_MEMORY_MAX_MB
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 INVENTORIES = REPO / "inventories"
 COLLECTION = REPO / "ansible_collections" / "lepton" / "ops"
 #: RFC 5737 TEST-NET-1: addresses for documentation, which no real host has.

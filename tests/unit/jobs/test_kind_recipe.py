@@ -10,14 +10,14 @@ from importlib.metadata import EntryPoint
 from pathlib import Path
 
 import pytest
-from test_cli_tree import imported_after
+from cli.test_tree import imported_after
 
 from lepton_ops.cli.app import main
 from lepton_ops.jobs import kinds as registry
 from lepton_ops.jobs.client import job_inputs
 from lepton_ops.jobs.kinds import ENTRY_POINT_GROUP, builtin_kinds, get_kind, known_kinds
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 KIND_MODULE = """
 from lepton_ops.jobs.kinds.base import JobKind, Param, Partial, exact_int, partial_fields

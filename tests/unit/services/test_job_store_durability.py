@@ -105,13 +105,17 @@ def one_round(
     reader.start()
     jobs: set[str] = set()
     artifacts: set[str] = set()
-    kill_at = time.monotonic() + rng.uniform(0.5, 1.5)
-    killer = threading.Timer(max(kill_at - time.monotonic(), 0), os.kill, (child.pid, 9))
-    killer.start()
+    # The kill comes at a random moment once writes flow (from the first acknowledgement:
+    # on a loaded machine the child may take a while to answer at all).
+    killer = threading.Timer(rng.uniform(0.5, 1.5), os.kill, (child.pid, 9))
+    give_up = time.monotonic() + 20  # a child that acknowledges nothing is killed anyway
     n = 0
     try:
         with httpx.Client(base_url=url, headers=AUTH, timeout=5) as client:
             while child.poll() is None:
+                flowing = jobs or artifacts or time.monotonic() > give_up
+                if flowing and not killer.is_alive() and not killer.finished.is_set():
+                    killer.start()
                 n += 1
                 try:
                     if n % 5 == 0:
@@ -133,6 +137,8 @@ def one_round(
                 except httpx.HTTPError:
                     break
     finally:
+        if not killer.is_alive() and not killer.finished.is_set():
+            killer.start()  # nothing was acknowledged: still end the child, and fail below
         killer.join()
         child.wait(timeout=30)
         reader.join(timeout=30)

@@ -13,7 +13,7 @@ from lepton_ops.errors import OperationFailed
 from lepton_ops.provision import wheelhouse as wh
 from lepton_ops.provision.node_pins import locked_pins
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 #: What the fake download below writes, as the lock would pin it.

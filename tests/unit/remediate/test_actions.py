@@ -30,7 +30,7 @@ from lepton_ops.remediate.policy import NodeState, PastAction, PolicyConfig, dec
 from lepton_ops.remediate.run import remediate_once
 from lepton_ops.telemetry.store import TelemetryStore, store_path
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 PLAYBOOK = ROOT / "ansible_collections" / "lepton" / "ops" / "playbooks" / "remediate.yml"
 
 

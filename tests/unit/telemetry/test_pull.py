@@ -419,7 +419,7 @@ def test_watch_needs_a_positive_interval(interval: float) -> None:
 
 def test_watch_from_the_command_line_stops_on_ctrl_c_with_exit_0(fleet: Fleet) -> None:
     script = fleet.state.parent / "cli.py"
-    script.write_text(CLI_SCRIPT.format(paths=[str(Path(__file__).parent)]))
+    script.write_text(CLI_SCRIPT.format(paths=[str(Path(__file__).parents[1])]))
     process = subprocess.Popen(
         [
             sys.executable, str(script), "telemetry", "pull", "-i", str(fleet.inventory),

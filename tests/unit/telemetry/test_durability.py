@@ -57,7 +57,7 @@ CHILD = textwrap.dedent(
 def run_child_and_kill(path: Path, first: int, rng: random.Random) -> tuple[dict[int, int], str]:
     """Start the child, SIGKILL it mid-collection; ``{n: collection id}`` it reported, and
     the last line it printed."""
-    support = str(Path(__file__).parent)
+    support = str(Path(__file__).parents[1])
     child = subprocess.Popen(
         [sys.executable, "-c", CHILD, support, str(path), str(first), str(NODES)],
         stdout=subprocess.PIPE,
