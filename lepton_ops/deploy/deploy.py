@@ -3,9 +3,9 @@
 Workers listen on ``http://<ansible_host>:8701`` and the aggregator on
 ``http://<ansible_host>:8700`` (see the roles ``lepton_worker`` and ``lepton_aggregator``).
 Only the token files' *paths* reach Ansible (one per role: see
-:mod:`lepton_ops.deploy.token`); the roles copy the files with ``no_log``. With
+:mod:`lepton_ops.credentials.tokens`); the roles copy the files with ``no_log``. With
 ``rotate_tokens`` the deploy runs three times, rolling new tokens out without a failed
-request (:func:`~lepton_ops.deploy.token.rotation_steps`).
+request (:func:`~lepton_ops.credentials.tokens.rotation_steps`).
 """
 
 from __future__ import annotations
@@ -15,11 +15,10 @@ from pathlib import Path
 
 from rich.console import Console
 
-from lepton_ops.deploy.token import TokenFiles, ensure_tokens, rotation_steps
+from lepton_ops.credentials.tokens import RELOAD_S, TokenFiles, ensure_tokens, rotation_steps
 from lepton_ops.errors import BadInput
 from lepton_ops.gateway import PlaybookResult, PlaybookRun, run_playbook
 from lepton_ops.inventory import load_fleet
-from lepton_ops.services.auth import RELOAD_S
 
 PLAYBOOK = "deploy"
 WORKER_PORT = 8701

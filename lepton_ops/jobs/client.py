@@ -29,13 +29,12 @@ from typing import Any, TypeVar
 
 import httpx
 
-from lepton_ops.deploy.token import token_path
+from lepton_ops.credentials.tokens import read_token_file, service_token_file
 from lepton_ops.errors import BadInput, OperationFailed
 from lepton_ops.inventory import load_fleet
 from lepton_ops.inventory.fleet import AGGREGATOR_GROUP
 from lepton_ops.jobs.history import JobHistory, inventory_plans
 from lepton_ops.jobs.kinds import MAX_ARTIFACT_BYTES, JobKind, artifact_digest, get_kind
-from lepton_ops.services.auth import read_token_file
 
 #: Overrides the inventory lookup of the aggregator's URL (tests, ssh tunnels).
 AGGREGATOR_URL_ENV = "LEPTON_OPS_AGGREGATOR_URL"
@@ -264,9 +263,7 @@ def connect(
     The jobs it sees finish are recorded in the controller's job history (their plan made
     over the inventory, when there is one: see :mod:`lepton_ops.jobs.history`)."""
     url = os.environ.get(AGGREGATOR_URL_ENV) or aggregator_url(inventory())
-    path = token_path(state_dir)
-    if not path.exists():
-        raise BadInput(f"no service token at {path}: deploy first (lepton-ops deploy)")
+    path = service_token_file(state_dir)
     history = JobHistory(state_dir, inventory_plans(inventory))
     return AggregatorClient(url, read_token_file(path), timeout, token_file=path, history=history)
 

@@ -18,8 +18,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from lepton_ops.credentials.tokens import ensure_token
 from lepton_ops.deploy.deploy import deploy
-from lepton_ops.deploy.token import ensure_token
 from lepton_ops.gateway import PlaybookResult, PlaybookRun, run_playbook
 from lepton_ops.provision.provision import provision
 from lepton_ops.remediate.ladder import Action

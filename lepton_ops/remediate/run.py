@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 from filelock import FileLock, Timeout
 
+from lepton_ops.credentials.tokens import load_token
 from lepton_ops.errors import BadInput, LeptonError, OperationFailed
 from lepton_ops.inventory import load_fleet
 from lepton_ops.remediate.actions import ActionOutcome, run_action
@@ -48,7 +49,7 @@ from lepton_ops.remediate.policy import (
     cordoned_nodes,
     decide,
 )
-from lepton_ops.telemetry.pull import fleet_targets, load_token
+from lepton_ops.telemetry.pull import fleet_targets
 from lepton_ops.telemetry.records import RemediationRecord
 from lepton_ops.telemetry.store import TelemetryStore, store_path
 

@@ -44,11 +44,10 @@ from typing import Any
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from lepton_ops.deploy.token import token_files, token_path
+from lepton_ops.credentials.tokens import load_scrape_token
 from lepton_ops.errors import BadInput, OperationFailed
 from lepton_ops.inventory import Fleet, load_fleet
 from lepton_ops.inventory.fleet import AGGREGATOR_GROUP, WORKERS_GROUP, Node
-from lepton_ops.services.auth import read_token_file
 from lepton_ops.telemetry.catalogue import MetricSpec, MetricType, Scope
 from lepton_ops.telemetry.facts import (
     Incident,
@@ -300,21 +299,6 @@ def _target(node: Node, service: str, port_var: str, default: int) -> ServiceTar
     if not 0 < port < 65536:
         raise BadInput(f"host {node.name}: {port_var} must be a port number, got {raw!r}")
     return ServiceTarget(node.name, service, node.address, port)
-
-
-def load_scrape_token(state_dir: Path) -> str:
-    """The read-only token for ``/metrics`` (the controller's on a fleet deployed before
-    there was one); BadInput (one line) if there is none."""
-    scrape = token_files(state_dir).scrape
-    return read_token_file(scrape) if scrape.exists() else load_token(state_dir)
-
-
-def load_token(state_dir: Path) -> str:
-    """The controller's bearer token; BadInput (one line) if it is not there."""
-    path = token_path(state_dir)
-    if not path.exists():
-        raise BadInput(f"no service token at {path}: deploy first (lepton-ops deploy)")
-    return read_token_file(path)
 
 
 # ----------------------------------------------------------------------------- results
@@ -678,7 +662,6 @@ __all__ = [
     "ServiceReading",
     "ServiceTarget",
     "fleet_targets",
-    "load_token",
     "node_outcomes",
     "open_puller",
     "parse_exposition",

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from lepton_ops.deploy.token import token_path
+from lepton_ops.credentials.tokens import token_path
 from lepton_ops.lab import LAB_NODES
 
 if TYPE_CHECKING:

@@ -30,7 +30,7 @@ import pytest
 import yaml
 from lab_tools import NODES, Deployed, deploy, provision
 
-from lepton_ops.deploy.token import token_path
+from lepton_ops.credentials.tokens import token_path
 from lepton_ops.lab import LabMode
 
 if TYPE_CHECKING:

@@ -13,7 +13,7 @@ import httpx
 import pytest
 from lab_tools import NODES, Deployed, deploy, statuses
 
-from lepton_ops.deploy.token import token_files
+from lepton_ops.credentials.tokens import token_files
 from lepton_ops.lab import LAB_NODES
 
 if TYPE_CHECKING:

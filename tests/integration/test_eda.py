@@ -21,7 +21,7 @@ import yaml
 from lab_tools import Deployed, requires_root
 
 from lepton_ops.chaos import Chaos, FaultKind, FaultSpec
-from lepton_ops.deploy.token import token_path
+from lepton_ops.credentials.tokens import token_path
 from lepton_ops.lab import LabMode
 from lepton_ops.predict.model_store import install_starter
 from lepton_ops.telemetry.collect import collect

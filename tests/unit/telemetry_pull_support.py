@@ -19,7 +19,7 @@ from service_support import TOKEN, Worker
 
 from lepton_ops.cli import app as app_module
 from lepton_ops.cli.telemetry_pull import register
-from lepton_ops.deploy.token import token_path
+from lepton_ops.credentials.tokens import token_path
 
 
 def state_with_token(state: Path, token: str = TOKEN) -> Path:
