@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from lepton_ops.credentials.tls import url_verify
 from lepton_ops.credentials.tokens import read_token_file, service_token_file
 from lepton_ops.errors import BadInput, LeptonError, OperationFailed
 from lepton_ops.jobs import client as jobs
@@ -183,7 +184,12 @@ def open_client(
     weights (this process cannot read the inventory: see the module's doc)."""
     path = service_token_file(state_dir)
     return jobs.AggregatorClient(
-        url, read_token_file(path), timeout_s, token_file=path, history=JobHistory(state_dir)
+        url,
+        read_token_file(path),
+        timeout_s,
+        token_file=path,
+        history=JobHistory(state_dir),
+        verify=url_verify(state_dir, url),
     )
 
 

@@ -33,6 +33,7 @@ one of them: its counters are that process's.
 from __future__ import annotations
 
 import math
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -44,6 +45,7 @@ from typing import Any
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from lepton_ops.credentials.tls import fleet_ssl_context
 from lepton_ops.credentials.tokens import load_scrape_token
 from lepton_ops.errors import BadInput, OperationFailed
 from lepton_ops.inventory import Fleet, load_fleet
@@ -252,16 +254,19 @@ class ServiceTarget:
     service: str
     address: str
     port: int
+    #: ``https`` (verified against the fleet's CA), or ``http`` where the inventory sets
+    #: ``lepton_insecure_http``.
+    scheme: str = "https"
 
     @property
     def url(self) -> str:
-        host = f"[{self.address}]" if ":" in self.address else self.address
-        return f"http://{host}:{self.port}"
+        return f"{self.scheme}://{self.instance}"
 
     @property
     def instance(self) -> str:
         """``address:port``, as Prometheus labels the target."""
-        return self.url.removeprefix("http://")
+        host = f"[{self.address}]" if ":" in self.address else self.address
+        return f"{host}:{self.port}"
 
 
 def service_targets(fleet: Fleet) -> list[ServiceTarget]:
@@ -298,7 +303,7 @@ def _target(node: Node, service: str, port_var: str, default: int) -> ServiceTar
         port = -1
     if not 0 < port < 65536:
         raise BadInput(f"host {node.name}: {port_var} must be a port number, got {raw!r}")
-    return ServiceTarget(node.name, service, node.address, port)
+    return ServiceTarget(node.name, service, node.address, port, node.scheme)
 
 
 # ----------------------------------------------------------------------------- results
@@ -438,6 +443,13 @@ def node_outcomes(
     return outcomes
 
 
+def targets_verify(state_dir: Path, targets: Sequence[ServiceTarget]) -> ssl.SSLContext | bool:
+    """What a client of ``targets`` verifies with: the fleet's CA when any is https."""
+    if any(target.scheme == "https" for target in targets):
+        return fleet_ssl_context(state_dir)
+    return True
+
+
 def _failure(reading: ServiceReading) -> Incident:
     target = reading.target
     return Incident(
@@ -468,6 +480,7 @@ class Puller:
         *,
         timeout: float = DEFAULT_TIMEOUT_S,
         owns_store: bool = False,
+        verify: ssl.SSLContext | bool = True,
     ) -> None:
         if not targets:
             raise BadInput("nothing to pull: no lepton services given")
@@ -482,6 +495,7 @@ class Puller:
                 max_connections=len(self.targets), max_keepalive_connections=len(self.targets)
             ),
             trust_env=False,  # the fleet is reached directly, never through a proxy
+            verify=verify,
         )
         self._pool = ThreadPoolExecutor(
             max_workers=min(len(self.targets), 64), thread_name_prefix="lepton-pull"
@@ -586,7 +600,14 @@ def open_puller(
     token = load_scrape_token(state_dir)
     store = TelemetryStore(store_path(state_dir))
     try:
-        return Puller(targets, token, store, timeout=timeout, owns_store=True)
+        return Puller(
+            targets,
+            token,
+            store,
+            timeout=timeout,
+            owns_store=True,
+            verify=targets_verify(state_dir, targets),
+        )
     except BaseException:
         store.close()
         raise

@@ -25,7 +25,7 @@ ADDRESSES = {node.name: node.address for node in LAB_NODES}
 
 
 def worker_url(name: str, path: str) -> str:
-    return f"http://{ADDRESSES[name]}:{WORKER_PORT}{path}"
+    return f"https://{ADDRESSES[name]}:{WORKER_PORT}{path}"
 
 
 def supervisor_state(lab: RunningLab, name: str, service: str) -> dict[str, Any]:
@@ -63,7 +63,7 @@ def test_each_role_has_its_own_token(deployed: Deployed) -> None:
     files = token_files(deployed.lab.state_dir)
     controller = {"Authorization": f"Bearer {deployed.token}"}
     dispatch, scrape = bearer(files.aggregator), bearer(files.scrape)
-    with httpx.Client(timeout=5) as client:
+    with httpx.Client(timeout=5, verify=deployed.tls) as client:
         for name in NODES:
             assert client.get(worker_url(name, "/healthz")).status_code == 200, name
             assert client.get(worker_url(name, "/readyz")).status_code == 401, name
@@ -71,7 +71,7 @@ def test_each_role_has_its_own_token(deployed: Deployed) -> None:
             assert client.get(worker_url(name, "/readyz"), headers=controller).status_code == 401
             assert client.get(worker_url(name, "/metrics"), headers=scrape).status_code == 200
             assert client.get(worker_url(name, "/readyz"), headers=scrape).status_code == 403
-        aggregator = f"http://{ADDRESSES['node5']}:{AGGREGATOR_PORT}"
+        aggregator = f"https://{ADDRESSES['node5']}:{AGGREGATOR_PORT}"
         assert client.get(f"{aggregator}/healthz").status_code == 200
         assert client.get(f"{aggregator}/readyz").status_code == 401
         assert client.get(f"{aggregator}/readyz", headers=controller).status_code == 200
@@ -103,7 +103,7 @@ def test_killed_worker_comes_back(deployed: Deployed) -> None:
     os.kill(before["child_pid"], signal.SIGKILL)
     deadline = time.monotonic() + 15
     healthy = False
-    with httpx.Client(timeout=1) as client:
+    with httpx.Client(timeout=1, verify=deployed.tls) as client:
         while time.monotonic() < deadline:
             time.sleep(0.2)
             after = supervisor_state(deployed.lab, "node2", "lepton-worker")

@@ -32,11 +32,13 @@ def state_with_token(state: Path, token: str = TOKEN) -> Path:
 
 
 def inventory_file(path: Path, hosts: dict[str, dict[str, Any]], aggregator: str | None) -> Path:
-    """A YAML inventory: every host in ``workers``, ``aggregator`` in ``aggregator``."""
+    """A YAML inventory: every host in ``workers``, ``aggregator`` in ``aggregator``; its
+    services serve plain http (``lepton_insecure_http``), as the test servers do."""
     import yaml
 
     data: dict[str, Any] = {
         "all": {
+            "vars": {"lepton_insecure_http": True},
             "hosts": hosts,
             "children": {"workers": {"hosts": {name: {} for name in hosts}}},
         }

@@ -137,6 +137,7 @@ def test_silent_aggregator_is_one_clear_failure() -> None:
 
 INVENTORY = """
 all:
+  vars: {{lepton_insecure_http: true}}
   children:
     aggregator:
       hosts:

@@ -26,6 +26,7 @@ from lepton_ops.jobs.kinds import artifact_digest
 
 INVENTORY = """
 all:
+  vars: {lepton_insecure_http: true}
   children:
     aggregator:
       hosts:

@@ -126,6 +126,11 @@ options:
             C(127.0.0.1).
         type: str
         required: true
+      ca_file:
+        description:
+          - The fleet's CA certificate on the node; an C(https://) URL's certificate must be
+            signed by it and name the host (without it, the system's CAs).
+        type: path
       state_file:
         description:
           - The JSON state file of the lepton supervisor, which runs the services where there is
@@ -547,6 +552,7 @@ def argument_spec():
         services=dict(type='list', elements='dict', default=[], options=dict(
             name=dict(type='str', required=True),
             url=dict(type='str', required=True),
+            ca_file=dict(type='path'),
             state_file=dict(type='path'),
             pid_file=dict(type='path'),
             unit=dict(type='str'),
@@ -974,7 +980,8 @@ def gather(module):
                                                      attempts, connect_timeout))
         for target in targets])
     checks = node_probes.Background([
-        (lambda service=service: node_probes.check_health(service['url'], health_timeout))
+        (lambda service=service: node_probes.check_health(service['url'], health_timeout,
+                                                              service.get('ca_file')))
         for service in services])
 
     guarded(facts, 'cpu', sample_cpu, params['sample_interval'])
