@@ -19,7 +19,8 @@ from pathlib import Path
 
 from rich.console import Console
 
-from lepton_ops.credentials.tls import ensure_ca, ensure_node_cert, node_cert_paths
+from lepton_ops.credentials.ca import ensure_ca, ensure_node_cert
+from lepton_ops.credentials.tls import node_cert_paths
 from lepton_ops.credentials.tokens import RELOAD_S, TokenFiles, ensure_tokens, rotation_steps
 from lepton_ops.errors import BadInput
 from lepton_ops.gateway import PlaybookResult, PlaybookRun, run_playbook

@@ -8,6 +8,8 @@ import ipaddress
 import os
 import socket
 import ssl
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +19,7 @@ import httpx
 import pytest
 from cryptography import x509
 
-from lepton_ops.credentials import tls
+from lepton_ops.credentials import ca, tls
 from lepton_ops.credentials.tokens import ensure_tokens
 from lepton_ops.deploy.deploy import tls_extravars, token_extravars
 from lepton_ops.errors import BadInput, OperationFailed
@@ -37,7 +39,7 @@ def load(path: Path) -> x509.Certificate:
 
 
 def test_the_ca_and_node_keys_are_private(tmp_path: Path) -> None:
-    paths = tls.ensure_node_cert(tmp_path, "node1", "127.0.1.21")
+    paths = ca.ensure_node_cert(tmp_path, "node1", "127.0.1.21")
     for private in (tls.ca_key_path(tmp_path), paths.key, paths.cert, tls.ca_cert_path(tmp_path)):
         assert mode(private) == 0o600, private
     assert mode(tls.tls_dir(tmp_path)) == 0o700
@@ -47,41 +49,41 @@ def test_the_ca_and_node_keys_are_private(tmp_path: Path) -> None:
 def test_a_node_certificate_names_its_address_and_host_and_is_signed_by_the_ca(
     tmp_path: Path,
 ) -> None:
-    paths = tls.ensure_node_cert(tmp_path, "node1", "127.0.1.21")
-    cert, ca = load(paths.cert), load(tls.ca_cert_path(tmp_path))
+    paths = ca.ensure_node_cert(tmp_path, "node1", "127.0.1.21")
+    cert, authority = load(paths.cert), load(tls.ca_cert_path(tmp_path))
     san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert san.get_values_for_type(x509.IPAddress) == [ipaddress.ip_address("127.0.1.21")]
     assert san.get_values_for_type(x509.DNSName) == ["node1"]
-    assert tls.signed_by(cert, ca)
-    assert ca.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    assert ca.signed_by(cert, authority)
+    assert authority.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
     assert not cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
 
 
 def test_a_host_name_address_is_a_dns_name(tmp_path: Path) -> None:
-    cert = load(tls.ensure_node_cert(tmp_path, "node1", "node1.example").cert)
+    cert = load(ca.ensure_node_cert(tmp_path, "node1", "node1.example").cert)
     san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert sorted(san.get_values_for_type(x509.DNSName)) == ["node1", "node1.example"]
     assert san.get_values_for_type(x509.IPAddress) == []
 
 
 def test_the_ca_is_made_once(tmp_path: Path) -> None:
-    first = tls.ensure_ca(tmp_path).read_bytes()
+    first = ca.ensure_ca(tmp_path).read_bytes()
     key = tls.ca_key_path(tmp_path).read_bytes()
-    assert tls.ensure_ca(tmp_path).read_bytes() == first
+    assert ca.ensure_ca(tmp_path).read_bytes() == first
     assert tls.ca_key_path(tmp_path).read_bytes() == key
 
 
 def test_issuing_again_changes_nothing_while_the_certificate_fits(tmp_path: Path) -> None:
-    paths = tls.ensure_node_cert(tmp_path, "node1", "127.0.1.21")
+    paths = ca.ensure_node_cert(tmp_path, "node1", "127.0.1.21")
     before = (paths.cert.read_bytes(), paths.key.read_bytes())
-    tls.ensure_node_cert(tmp_path, "node1", "127.0.1.21")
+    ca.ensure_node_cert(tmp_path, "node1", "127.0.1.21")
     assert (paths.cert.read_bytes(), paths.key.read_bytes()) == before
 
 
 def test_a_moved_address_renews_the_certificate(tmp_path: Path) -> None:
-    paths = tls.ensure_node_cert(tmp_path, "node1", "127.0.1.21")
+    paths = ca.ensure_node_cert(tmp_path, "node1", "127.0.1.21")
     before = paths.key.read_bytes()
-    tls.ensure_node_cert(tmp_path, "node1", "127.0.1.22")
+    ca.ensure_node_cert(tmp_path, "node1", "127.0.1.22")
     san = load(paths.cert).extensions.get_extension_for_class(x509.SubjectAlternativeName)
     assert san.value.get_values_for_type(x509.IPAddress) == [ipaddress.ip_address("127.0.1.22")]
     assert paths.key.read_bytes() != before
@@ -89,34 +91,34 @@ def test_a_moved_address_renews_the_certificate(tmp_path: Path) -> None:
 
 def test_a_certificate_near_expiry_is_renewed(tmp_path: Path) -> None:
     now = dt.datetime.now(dt.UTC)
-    paths = tls.ensure_node_cert(tmp_path, "node1", "127.0.1.21", now=now)
+    paths = ca.ensure_node_cert(tmp_path, "node1", "127.0.1.21", now=now)
     expires = load(paths.cert).not_valid_after_utc
-    assert not tls.needs_renewal(paths, load(tls.ca_cert_path(tmp_path)), "node1", "127.0.1.21",
-                                 expires - tls.RENEW_BEFORE - dt.timedelta(days=1))  # fmt: skip
-    later = expires - tls.RENEW_BEFORE + dt.timedelta(days=1)
-    tls.ensure_node_cert(tmp_path, "node1", "127.0.1.21", now=later)
+    assert not ca.needs_renewal(paths, load(tls.ca_cert_path(tmp_path)), "node1", "127.0.1.21",
+                                 expires - ca.RENEW_BEFORE - dt.timedelta(days=1))  # fmt: skip
+    later = expires - ca.RENEW_BEFORE + dt.timedelta(days=1)
+    ca.ensure_node_cert(tmp_path, "node1", "127.0.1.21", now=later)
     assert load(paths.cert).not_valid_after_utc > expires
 
 
 def test_a_certificate_from_another_ca_is_issued_again(tmp_path: Path) -> None:
     other = tmp_path / "other"
-    foreign = tls.ensure_node_cert(other, "node1", "127.0.1.21")
+    foreign = ca.ensure_node_cert(other, "node1", "127.0.1.21")
     paths = tls.node_cert_paths(tmp_path, "node1")
-    tls.ensure_ca(tmp_path)
+    ca.ensure_ca(tmp_path)
     paths.cert.parent.mkdir(parents=True, mode=0o700)
     paths.cert.write_bytes(foreign.cert.read_bytes())
     paths.key.write_bytes(foreign.key.read_bytes())
     os.chmod(paths.key, 0o600)
-    assert not tls.signed_by(load(paths.cert), load(tls.ca_cert_path(tmp_path)))
-    tls.ensure_node_cert(tmp_path, "node1", "127.0.1.21")
-    assert tls.signed_by(load(paths.cert), load(tls.ca_cert_path(tmp_path)))
+    assert not ca.signed_by(load(paths.cert), load(tls.ca_cert_path(tmp_path)))
+    ca.ensure_node_cert(tmp_path, "node1", "127.0.1.21")
+    assert ca.signed_by(load(paths.cert), load(tls.ca_cert_path(tmp_path)))
 
 
 def test_a_ca_key_others_can_read_is_refused(tmp_path: Path) -> None:
-    tls.ensure_ca(tmp_path)
+    ca.ensure_ca(tmp_path)
     os.chmod(tls.ca_key_path(tmp_path), 0o644)
     with pytest.raises(BadInput, match="chmod 600"):
-        tls.ensure_node_cert(tmp_path, "node1", "127.0.1.21")
+        ca.ensure_node_cert(tmp_path, "node1", "127.0.1.21")
 
 
 def test_a_bad_host_name_is_bad_input(tmp_path: Path) -> None:
@@ -145,7 +147,7 @@ def hello(environ: dict[str, object], start_response: object) -> list[bytes]:
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[tuple[Path, int]]:
     """A WSGI server on 127.0.0.1 with node1's certificate from the CA in ``tmp_path``."""
-    paths = tls.ensure_node_cert(tmp_path, "node1", ADDRESS)
+    paths = ca.ensure_node_cert(tmp_path, "node1", ADDRESS)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(paths.cert, paths.key)
     server = make_server(ADDRESS, 0, hello, WSGIServer, handler_class=QuietHandler)
@@ -170,7 +172,7 @@ def test_a_client_refuses_a_service_with_a_certificate_from_another_ca(
 ) -> None:
     _, port = served
     other = tmp_path_factory.mktemp("other")
-    tls.ensure_ca(other)
+    ca.ensure_ca(other)
     with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
         httpx.get(f"https://{ADDRESS}:{port}/", verify=tls.fleet_ssl_context(other))
     # Nor does the system's trust store know the fleet's CA.
@@ -260,11 +262,20 @@ def test_deploy_hands_ansible_paths_never_keys_or_tokens(tmp_path: Path) -> None
 
 
 def test_errors_never_carry_key_material(tmp_path: Path) -> None:
-    tls.ensure_ca(tmp_path)
+    ca.ensure_ca(tmp_path)
     key_path = tls.ca_key_path(tmp_path)
     key = key_path.read_text(encoding="utf-8")
     key_path.write_text(key.replace("A", "!", 3), encoding="utf-8")
     with pytest.raises(BadInput) as refused:
-        tls.load_ca(tmp_path)
+        ca.load_ca(tmp_path)
     assert "PRIVATE" not in str(refused.value)
     assert key.splitlines()[1][:20] not in str(refused.value)
+
+
+def test_the_services_do_not_need_cryptography() -> None:
+    """The nodes' virtualenvs hold the ``node`` extra only: the apps must import without it."""
+    code = (
+        "import sys; import lepton_ops.services.aggregator, lepton_ops.services.worker; "
+        "sys.exit('cryptography' in sys.modules)"
+    )
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
