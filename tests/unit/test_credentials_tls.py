@@ -279,3 +279,39 @@ def test_the_services_do_not_need_cryptography() -> None:
         "sys.exit('cryptography' in sys.modules)"
     )
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+def test_a_deploy_gives_the_playbook_only_paths(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What reaches ansible-runner (its extravars end up in the run's artifacts) holds no key
+    and no token: only the files' paths."""
+    from lepton_ops.deploy import deploy as deploy_module
+
+    inventory = tmp_path / "inventory.yml"
+    inventory.write_text(
+        "all:\n  hosts:\n    node1: {ansible_host: 127.0.1.21}\n"
+        "  children:\n    aggregator: {hosts: {node1: {}}}\n    workers: {hosts: {node1: {}}}\n",
+        encoding="utf-8",
+    )
+    seen: list[object] = []
+    monkeypatch.setattr(
+        deploy_module, "run_playbook", lambda request, *a, **k: seen.append(request)
+    )
+    state = tmp_path / "state"
+    deploy_module.deploy(inventory, state)
+    (request,) = seen
+    text = repr(request)
+    secrets = [
+        tls.ca_key_path(state),
+        tls.node_cert_paths(state, "node1").key,
+        *ensure_tokens(state).all(),
+    ]
+    for path in secrets:
+        assert mode(path) == 0o600
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if "-----" not in line:
+                assert line not in text
+    extravars = request.extravars  # type: ignore[attr-defined]
+    assert extravars["lepton_tls_ca_file"] == str(tls.ca_cert_path(state))
+    assert Path(extravars["lepton_tls_node_dir"]) == tls.node_cert_paths(state, "node1").cert.parent
