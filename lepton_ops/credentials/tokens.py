@@ -125,19 +125,11 @@ def read_tokens(path: str | os.PathLike[str]) -> tuple[str, ...]:
     """
     token_path = Path(path)
     try:
-        info = token_path.stat()
+        check_private(token_path, "token file", follow_symlinks=True)
     except FileNotFoundError:
         raise BadInput(f"token file {token_path} does not exist") from None
     except OSError as exc:
         raise BadInput(f"token file {token_path} cannot be read: {exc.strerror}") from None
-    if not stat.S_ISREG(info.st_mode):
-        raise BadInput(f"token file {token_path} is not a regular file")
-    mode = stat.S_IMODE(info.st_mode)
-    if mode & 0o077:
-        raise BadInput(
-            f"token file {token_path} has mode {mode:04o}: group or others can access it; "
-            f"refusing to start (run: chmod 600 {token_path})"
-        )
     try:
         text = token_path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
@@ -227,9 +219,10 @@ def _check_private(path: Path) -> None:
     check_private(path, "token file")
 
 
-def check_private(path: Path, what: str) -> None:
-    """BadInput unless ``path`` is a regular file neither its group nor others can access."""
-    info = path.lstat()
+def check_private(path: Path, what: str, *, follow_symlinks: bool = False) -> None:
+    """BadInput unless ``path`` is a regular file neither its group nor others can access
+    (a symbolic link is refused unless ``follow_symlinks``)."""
+    info = path.stat(follow_symlinks=follow_symlinks)
     if not stat.S_ISREG(info.st_mode):
         raise BadInput(f"{what} {path} is not a regular file")
     mode = stat.S_IMODE(info.st_mode)
