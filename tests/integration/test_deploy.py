@@ -13,6 +13,7 @@ import httpx
 import pytest
 from lab_tools import NODES, Deployed, deploy, statuses
 
+from lepton_ops.credentials.tls import ca_key_path, node_cert_paths
 from lepton_ops.credentials.tokens import token_files
 from lepton_ops.lab import LAB_NODES
 
@@ -144,3 +145,25 @@ def test_tokens_are_never_written_out(deployed: Deployed, role: str) -> None:
             assert token.encode() not in cmdline.read_bytes(), cmdline
         except OSError:
             continue
+
+
+@pytest.mark.slow
+def test_tls_keys_are_private_and_plain_http_is_refused(deployed: Deployed) -> None:
+    state = deployed.lab.state_dir
+    assert ca_key_path(state).stat().st_mode & 0o777 == 0o600
+    for name in NODES:
+        controller = node_cert_paths(state, name)
+        assert controller.key.stat().st_mode & 0o777 == 0o600, name
+        on_node = deployed.lab.lab.node_paths(name).config_dir / "tls" / "worker.key"
+        assert on_node.stat().st_mode & 0o777 == 0o600, name
+        key = controller.key.read_text(encoding="utf-8")
+        assert on_node.read_text(encoding="utf-8") == key
+        body = "".join(line for line in key.splitlines() if "-----" not in line)
+        assert body[:40] not in deployed.result.stdout + deployed.result.stderr
+    with httpx.Client(timeout=5, verify=deployed.tls) as client:
+        assert client.get(worker_url("node1", "/healthz")).status_code == 200
+    with httpx.Client(timeout=5) as client:
+        with pytest.raises(httpx.HTTPError):  # plain http to the HTTPS port: no answer
+            client.get(worker_url("node1", "/healthz").replace("https://", "http://"))
+        with pytest.raises(httpx.ConnectError):  # not verified against the fleet's CA
+            client.get(worker_url("node1", "/healthz"))
