@@ -92,6 +92,7 @@ unit:
 lint:
 	$(BIN)/ruff check lepton_ops tests benchmarks tools ansible_collections
 	$(BIN)/ruff format --check lepton_ops tests benchmarks tools
+	$(BIN)/lint-imports
 
 typecheck:
 	$(BIN)/mypy

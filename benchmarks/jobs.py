@@ -10,6 +10,13 @@ lab that is already up and deployed there), then runs on the aggregator:
   (job created to job finished). ``ideal_makespan_s`` is ``N x t / sum(speeds)``.
 - tiny-task throughput: ``--tiny-tasks`` ``mean`` tasks of size 1, measured end to end
   on the controller (submit, run, result fetched): ``tiny_tasks_per_s``.
+- the reference ``mean`` job (``job run --kind mean --tasks 1000 --task-size 1000 --seed
+  7``), end to end on the controller: ``mean_job_s``.
+
+The services are reached over HTTPS (verified against the controller's CA) unless the
+inventory sets ``lepton_insecure_http``: run it once on a TLS deploy and once on a deploy
+of an inventory with ``lepton_insecure_http: true`` (``--inventory``) to measure what TLS
+costs. ``--first-address`` puts the benchmark's own lab on another block of addresses.
 
 Each measurement is repeated ``--repeat`` times and the median is reported. Progress
 goes to stderr; one JSON line last on stdout.
@@ -55,6 +62,11 @@ def run_job(
     return outcome.to_dict(), elapsed
 
 
+def client_url(state: Path, inventory: Path) -> str:
+    with jobs.connect(state, lambda: inventory) as client:
+        return client.base_url
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mode", choices=[m.value for m in LabMode], default=None)
@@ -64,6 +76,18 @@ def main() -> int:
         default=None,
         help="use the lab already up and deployed in this state dir (no lab up/down)",
     )
+    parser.add_argument(
+        "--first-address",
+        default=None,
+        help="first address of the benchmark's own lab (default the lab's default block)",
+    )
+    parser.add_argument(
+        "--inventory",
+        type=Path,
+        default=None,
+        help="the inventory deployed (default the lab's own)",
+    )
+    parser.add_argument("--mean-repeat", type=int, default=5, help="runs of the reference mean job")
     parser.add_argument("--tasks", type=int, default=1000, help="sleep tasks (default 1000)")
     parser.add_argument("--task-ms", type=float, default=20.0, help="ms per sleep task at speed 1")
     parser.add_argument("--tiny-tasks", type=int, default=100_000, help="mean tasks of size 1")
@@ -72,7 +96,7 @@ def main() -> int:
 
     own_lab = args.state_dir is None
     state = Path(tempfile.mkdtemp(prefix="lepton-jobs-bench-")) if own_lab else args.state_dir
-    lab = Lab(state)
+    lab = Lab(state, first_address=args.first_address if own_lab else None)
     try:
         if own_lab:
             status = lab.up(LabMode(args.mode) if args.mode else None)
@@ -87,7 +111,7 @@ def main() -> int:
                 return 1
         else:
             status = lab.status()
-        inventory = lab.inventory_path
+        inventory = args.inventory or lab.inventory_path
         plan = plan_inventory(inventory, args.tasks, task_s=args.task_ms / 1000.0)
         speeds = {node.name: node.speed for node in plan.nodes if node.weight > 0}
         ideal_s = args.tasks * args.task_ms / 1000.0 / sum(speeds.values())
@@ -100,6 +124,7 @@ def main() -> int:
             "sleep_tasks": args.tasks,
             "task_ms": args.task_ms,
             "repeat": args.repeat,
+            "aggregator_url": client_url(state, inventory),
         }
         with jobs.connect(state, lambda: inventory) as client:
             # One small job first, so that no measurement pays for the first
@@ -135,8 +160,18 @@ def main() -> int:
                     f"{done['makespan_s']:.2f} s)"
                 )
 
+            mean_runs: list[float] = []
+            for attempt in range(args.mean_repeat):
+                done, elapsed = run_job(
+                    client, "mean", 1000, {"task_size": 1000, "seed": 7}, "weighted"
+                )
+                mean_runs.append(elapsed)
+                log(f"reference mean #{attempt + 1}: {elapsed:.3f} s end to end")
+
         result.update(
             {
+                "mean_job_s": round(statistics.median(mean_runs), 3),
+                "mean_job_runs_s": [round(value, 3) for value in mean_runs],
                 "weighted_makespan_s": round(weighted_s, 3),
                 "equal_makespan_s": round(equal_s, 3),
                 "ideal_makespan_s": round(ideal_s, 3),

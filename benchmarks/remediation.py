@@ -30,15 +30,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from lepton_ops.chaos import Chaos, FaultKind, FaultSpec
 from lepton_ops.chaos.campaign import DISKFILL_RATES, MEMLEAK_RATES
 from lepton_ops.errors import LeptonError
 from lepton_ops.lab import LAB_NODES, Lab
 from lepton_ops.remediate.loop import cycle
 from lepton_ops.remediate.policy import PolicyConfig
-from lepton_ops.remediate.run import uncordon
+from lepton_ops.remediate.run import node_health, uncordon
 
 WORKERS = [node.name for node in LAB_NODES if not node.is_aggregator]
 ADDRESS = {node.name: node.address for node in LAB_NODES}
@@ -49,11 +47,9 @@ def log(message: str) -> None:
     sys.stderr.flush()
 
 
-def healthy(node: str) -> bool:
-    try:
-        return httpx.get(f"http://{ADDRESS[node]}:8701/healthz", timeout=0.5).status_code == 200
-    except httpx.HTTPError:
-        return False
+def healthy(state_dir: Path, node: str) -> bool:
+    """Whether the node's worker answers /healthz (over https, verified by the fleet's CA)."""
+    return node_health(state_dir, Lab(state_dir).inventory_path, node).get("lepton-worker", False)
 
 
 def progressive_runs(state_dir: Path, runs: int, interval_s: float, seed: int) -> dict[str, Any]:
@@ -123,11 +119,11 @@ def kill_recovery(state_dir: Path, kills: int) -> list[float]:
     chaos = Chaos(state_dir)
     times = []
     for _ in range(kills):
-        while not healthy("node2"):
+        while not healthy(state_dir, "node2"):
             time.sleep(0.2)
         started = time.monotonic()
         chaos.inject({"node2": FaultSpec.of(FaultKind.KILL, duration_s=10)})
-        while not healthy("node2"):
+        while not healthy(state_dir, "node2"):
             time.sleep(0.05)
         times.append(round(time.monotonic() - started, 2))
         log(f"kill: healthy again after {times[-1]}s (from the inject command)")

@@ -16,17 +16,19 @@ The store is opened read-only: ``status`` writes nothing.
 
 from __future__ import annotations
 
+import ssl
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-from lepton_ops.errors import LeptonError
+from lepton_ops.errors import BadInput, LeptonError
 from lepton_ops.inventory import load_fleet
 from lepton_ops.telemetry.catalogue import REACHABLE
-from lepton_ops.telemetry.pull import ServiceTarget, service_targets
+from lepton_ops.telemetry.pull import ServiceTarget, service_targets, targets_verify
 from lepton_ops.telemetry.records import RemediationRecord
 from lepton_ops.telemetry.store import TelemetryStore, store_path
 
@@ -135,14 +137,17 @@ Probe = Callable[[Sequence[ServiceTarget], float], dict[ServiceTarget, ServiceHe
 
 
 def probe_health(
-    targets: Sequence[ServiceTarget], timeout: float = PROBE_TIMEOUT_S
+    targets: Sequence[ServiceTarget],
+    timeout: float = PROBE_TIMEOUT_S,
+    verify: ssl.SSLContext | bool = True,
 ) -> dict[ServiceTarget, ServiceHealth]:
-    """Each service's ``/healthz``, asked at once (no token: the endpoint is public)."""
+    """Each service's ``/healthz``, asked at once (no token: the endpoint is public);
+    https certificates are checked with ``verify`` (the fleet's CA)."""
     import httpx
 
     if not targets:
         return {}
-    with httpx.Client(timeout=timeout, trust_env=False) as client:
+    with httpx.Client(timeout=timeout, trust_env=False, verify=verify) as client:
 
         def ask(target: ServiceTarget) -> ServiceHealth:
             try:
@@ -157,11 +162,17 @@ def probe_health(
             return dict(zip(targets, pool.map(ask, targets), strict=True))
 
 
+def _untrusted(
+    targets: Sequence[ServiceTarget], timeout: float
+) -> dict[ServiceTarget, ServiceHealth]:
+    return {target: ServiceHealth(target.service, False, "no CA certificate") for target in targets}
+
+
 def fleet_status(
     state_dir: Path,
     inventory: Path,
     *,
-    probe: Probe = probe_health,
+    probe: Probe | None = None,
     timeout: float = PROBE_TIMEOUT_S,
     drained: Callable[[Path, Path], set[str]] | None = None,
     now: float | None = None,
@@ -173,6 +184,12 @@ def fleet_status(
     fleet = load_fleet(inventory)
     notes: list[str] = []
     targets = service_targets(fleet)
+    if probe is None:
+        try:
+            probe = partial(probe_health, verify=targets_verify(state_dir, targets))
+        except BadInput as exc:  # no CA yet (never deployed): no service can be trusted
+            notes.append(f"health unknown: {exc}")
+            probe = _untrusted
     health = probe(targets, timeout)
     with TelemetryStore(store_path(state_dir), read_only=True) as store:
         if not store.exists:

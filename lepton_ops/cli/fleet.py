@@ -39,7 +39,11 @@ def deploy_command(
         ),
     ] = False,
 ) -> None:
-    """Run the workers (port 8701) and the aggregator (port 8700) under gunicorn, supervised."""
+    """Run the workers (port 8701) and the aggregator (port 8700) under gunicorn, supervised.
+
+    They serve HTTPS with a certificate per node from the CA this makes once in the state
+    dir (secrets/tls/); plain http only where the inventory sets lepton_insecure_http.
+    """
     action = partial(deploy, rotate_tokens=rotate_tokens)
     finish_playbook(_on_fleet(cfg, action, limit=limit, check=check), cfg)
 

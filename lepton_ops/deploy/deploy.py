@@ -1,11 +1,15 @@
-"""Deploy the services: run ``lepton.ops.deploy`` on the fleet with the token files' paths.
+"""Deploy the services: run ``lepton.ops.deploy`` on the fleet with the credentials' paths.
 
-Workers listen on ``http://<ansible_host>:8701`` and the aggregator on
-``http://<ansible_host>:8700`` (see the roles ``lepton_worker`` and ``lepton_aggregator``).
-Only the token files' *paths* reach Ansible (one per role: see
-:mod:`lepton_ops.deploy.token`); the roles copy the files with ``no_log``. With
+Workers listen on ``https://<ansible_host>:8701`` and the aggregator on
+``https://<ansible_host>:8700`` (see the roles ``lepton_worker`` and ``lepton_aggregator``),
+each with its own certificate from the controller's CA (:mod:`lepton_ops.credentials.tls`:
+made here on first use, a node's certificate issued again when its address changes or it
+nears expiry). A host whose inventory sets ``lepton_insecure_http`` (the explicit lab
+option) serves plain http and gets no certificate.
+Only the token, certificate and key files' *paths* reach Ansible (one token per role: see
+:mod:`lepton_ops.credentials.tokens`); the roles copy the files with ``no_log``. With
 ``rotate_tokens`` the deploy runs three times, rolling new tokens out without a failed
-request (:func:`~lepton_ops.deploy.token.rotation_steps`).
+request (:func:`~lepton_ops.credentials.tokens.rotation_steps`).
 """
 
 from __future__ import annotations
@@ -15,11 +19,12 @@ from pathlib import Path
 
 from rich.console import Console
 
-from lepton_ops.deploy.token import TokenFiles, ensure_tokens, rotation_steps
+from lepton_ops.credentials.ca import ensure_ca, ensure_node_cert
+from lepton_ops.credentials.tls import node_cert_paths
+from lepton_ops.credentials.tokens import RELOAD_S, TokenFiles, ensure_tokens, rotation_steps
 from lepton_ops.errors import BadInput
 from lepton_ops.gateway import PlaybookResult, PlaybookRun, run_playbook
-from lepton_ops.inventory import load_fleet
-from lepton_ops.services.auth import RELOAD_S
+from lepton_ops.inventory import Fleet, load_fleet
 
 PLAYBOOK = "deploy"
 WORKER_PORT = 8701
@@ -47,12 +52,13 @@ def deploy(
         )
     fleet = load_fleet(inventory, limit)
     files = ensure_tokens(state_dir)
+    extravars = token_extravars(files) | tls_extravars(state_dir, fleet)
     request = PlaybookRun(
         playbook=PLAYBOOK,
         inventory=inventory,
         hosts=tuple(fleet.names),
         limit=limit,
-        extravars=token_extravars(files),
+        extravars=extravars,
         check=check,
         verbosity=verbosity,
     )
@@ -69,6 +75,21 @@ def deploy(
         time.sleep(2 * RELOAD_S)
     assert result is not None
     return result
+
+
+def tls_extravars(state_dir: Path, fleet: Fleet) -> dict[str, str]:
+    """The CA certificate's path and the directory of the nodes' certificates and keys,
+    each node's issued (or renewed) first; nothing when every host serves plain http."""
+    secure = [node for node in fleet.nodes if not node.insecure_http]
+    if not secure:
+        return {}
+    ca_file = ensure_ca(state_dir)
+    for node in secure:
+        ensure_node_cert(state_dir, node.name, node.address)
+    return {
+        "lepton_tls_ca_file": str(ca_file),
+        "lepton_tls_node_dir": str(node_cert_paths(state_dir, secure[0].name).cert.parent),
+    }
 
 
 def token_extravars(files: TokenFiles) -> dict[str, str]:

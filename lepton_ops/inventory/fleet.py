@@ -6,8 +6,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lepton_ops.errors import BadInput
+
 AGGREGATOR_GROUP = "aggregator"
 WORKERS_GROUP = "workers"
+#: The explicit lab option: the services serve plain HTTP (no TLS) when this is true.
+INSECURE_HTTP_VAR = "lepton_insecure_http"
+_TRUE = frozenset({"true", "yes", "on", "1", "y", "t"})
+_FALSE = frozenset({"false", "no", "off", "0", "n", "f", ""})
 
 
 @dataclass(frozen=True)
@@ -30,6 +36,23 @@ class Node:
     @property
     def is_worker(self) -> bool:
         return WORKERS_GROUP in self.groups
+
+    @property
+    def insecure_http(self) -> bool:
+        """Whether the node's services serve plain HTTP (``lepton_insecure_http``, an
+        explicit lab option); they serve HTTPS otherwise."""
+        raw = self.vars.get(INSECURE_HTTP_VAR, False)
+        text = str(raw).strip().lower()
+        if text in _TRUE:
+            return True
+        if text in _FALSE:
+            return False
+        raise BadInput(f"host {self.name}: {INSECURE_HTTP_VAR} must be true or false, got {raw!r}")
+
+    @property
+    def scheme(self) -> str:
+        """``https``, or ``http`` where the inventory explicitly sets ``lepton_insecure_http``."""
+        return "http" if self.insecure_http else "https"
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,9 @@ The aggregator is found in the inventory (:func:`aggregator_url`: the single hos
 ``aggregator`` group, its ``ansible_host`` and ``lepton_aggregator_port``, default 8700).
 ``LEPTON_OPS_AGGREGATOR_URL`` overrides that lookup (for tests, and for reaching the
 aggregator through a tunnel). The bearer token is read from the controller's token file
-and only ever sent in the ``Authorization`` header: it is never printed or logged.
+and only ever sent in the ``Authorization`` header: it is never printed or logged. An
+``https://`` aggregator's certificate is verified against the controller's CA
+(:mod:`lepton_ops.credentials.tls`); nothing falls back to plain http.
 
 Kinds with artifacts (``predict --model M --data D``): :func:`job_inputs` reads and checks
 the files on the controller (and derives the task count: one per data row), the client
@@ -21,6 +23,7 @@ resumes there after the restart. Submitting is never retried (it is not idempote
 from __future__ import annotations
 
 import os
+import ssl
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -29,13 +32,13 @@ from typing import Any, TypeVar
 
 import httpx
 
-from lepton_ops.deploy.token import token_path
+from lepton_ops.credentials.tls import url_verify
+from lepton_ops.credentials.tokens import read_token_file, service_token_file
 from lepton_ops.errors import BadInput, OperationFailed
 from lepton_ops.inventory import load_fleet
 from lepton_ops.inventory.fleet import AGGREGATOR_GROUP
 from lepton_ops.jobs.history import JobHistory, inventory_plans
 from lepton_ops.jobs.kinds import MAX_ARTIFACT_BYTES, JobKind, artifact_digest, get_kind
-from lepton_ops.services.auth import read_token_file
 
 #: Overrides the inventory lookup of the aggregator's URL (tests, ssh tunnels).
 AGGREGATOR_URL_ENV = "LEPTON_OPS_AGGREGATOR_URL"
@@ -55,7 +58,8 @@ UNAVAILABLE = frozenset({502, 503, 504})
 
 
 def aggregator_url(inventory: Path) -> str:
-    """``http://ADDRESS:PORT`` of the inventory's single ``aggregator`` host."""
+    """``https://ADDRESS:PORT`` of the inventory's single ``aggregator`` host (``http://``
+    only where the inventory sets ``lepton_insecure_http``, the explicit lab option)."""
     fleet = load_fleet(inventory)
     hosts = [node for node in fleet.nodes if node.is_aggregator]
     if len(hosts) != 1:
@@ -72,7 +76,7 @@ def aggregator_url(inventory: Path) -> str:
         port = -1
     if not 0 < port < 65536:
         raise BadInput(f"host {node.name}: {PORT_VAR} must be a port number, got {raw!r}")
-    return f"http://{node.address}:{port}"
+    return f"{node.scheme}://{node.address}:{port}"
 
 
 class AggregatorClient:
@@ -86,6 +90,7 @@ class AggregatorClient:
         *,
         token_file: Path | None = None,
         history: JobHistory | None = None,
+        verify: ssl.SSLContext | bool = True,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.token_file = token_file
@@ -96,6 +101,7 @@ class AggregatorClient:
             base_url=self.base_url,
             headers={"Authorization": f"Bearer {token}"},
             timeout=timeout,
+            verify=verify,
         )
 
     def __enter__(self) -> AggregatorClient:
@@ -264,11 +270,16 @@ def connect(
     The jobs it sees finish are recorded in the controller's job history (their plan made
     over the inventory, when there is one: see :mod:`lepton_ops.jobs.history`)."""
     url = os.environ.get(AGGREGATOR_URL_ENV) or aggregator_url(inventory())
-    path = token_path(state_dir)
-    if not path.exists():
-        raise BadInput(f"no service token at {path}: deploy first (lepton-ops deploy)")
+    path = service_token_file(state_dir)
     history = JobHistory(state_dir, inventory_plans(inventory))
-    return AggregatorClient(url, read_token_file(path), timeout, token_file=path, history=history)
+    return AggregatorClient(
+        url,
+        read_token_file(path),
+        timeout,
+        token_file=path,
+        history=history,
+        verify=url_verify(state_dir, url),
+    )
 
 
 # --------------------------------------------------------------------------- job options

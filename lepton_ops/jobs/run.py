@@ -28,14 +28,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from lepton_ops.deploy.token import token_path
+from lepton_ops.credentials.tls import url_verify
+from lepton_ops.credentials.tokens import read_token_file, service_token_file
 from lepton_ops.errors import BadInput, LeptonError, OperationFailed
 from lepton_ops.jobs import client as jobs
 from lepton_ops.jobs.fleet import plan_inventory
 from lepton_ops.jobs.history import JobHistory
 from lepton_ops.jobs.kinds import get_kind
 from lepton_ops.jobs.planner import Strategy, parse_strategy
-from lepton_ops.services.auth import read_token_file
 
 #: Seconds between two status requests while waiting (as ``lepton-ops job run``).
 POLL_S = 0.25
@@ -175,18 +175,6 @@ def aggregator_address(url: str | None = None, inventory: Path | None = None) ->
     return jobs.aggregator_url(inventory)
 
 
-def service_token_file(state_dir: Path) -> Path:
-    """The controller's token file in ``state_dir``, checked (present, private, one token).
-
-    BadInput otherwise. The token itself is read and dropped: it is never returned.
-    """
-    path = token_path(state_dir)
-    if not path.exists():
-        raise BadInput(f"no service token at {path}: deploy first (lepton-ops deploy)")
-    read_token_file(path)
-    return path
-
-
 def open_client(
     state_dir: Path, url: str, timeout_s: float = jobs.DEFAULT_TIMEOUT_S
 ) -> jobs.AggregatorClient:
@@ -196,7 +184,12 @@ def open_client(
     weights (this process cannot read the inventory: see the module's doc)."""
     path = service_token_file(state_dir)
     return jobs.AggregatorClient(
-        url, read_token_file(path), timeout_s, token_file=path, history=JobHistory(state_dir)
+        url,
+        read_token_file(path),
+        timeout_s,
+        token_file=path,
+        history=JobHistory(state_dir),
+        verify=url_verify(state_dir, url),
     )
 
 

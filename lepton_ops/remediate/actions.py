@@ -16,8 +16,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from lepton_ops.credentials.tls import ca_cert_path
+from lepton_ops.credentials.tokens import ensure_token
 from lepton_ops.deploy.deploy import deploy
-from lepton_ops.deploy.token import ensure_token
 from lepton_ops.gateway import PlaybookResult, PlaybookRun, run_playbook
 from lepton_ops.provision.provision import provision
 from lepton_ops.remediate.ladder import Action, Runs
@@ -69,6 +70,7 @@ def run_action(
             "lepton_remediate_reason": reason,
             "lepton_remediate_drain_ttl": drain_ttl_s,
             "lepton_service_token_file": str(ensure_token(state_dir)),
+            "lepton_tls_ca_file": str(ca_cert_path(state_dir)),
         },
         verbosity=verbosity,
         # A node that does not answer is what remediation meets most: give up on it fast.

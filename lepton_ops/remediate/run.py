@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 from filelock import FileLock, Timeout
 
+from lepton_ops.credentials.tokens import load_token
 from lepton_ops.errors import BadInput, LeptonError, OperationFailed
 from lepton_ops.inventory import load_fleet
 from lepton_ops.remediate.actions import ActionOutcome, run_action
@@ -58,7 +59,7 @@ from lepton_ops.remediate.policy import (
     decide,
 )
 from lepton_ops.settings import StateLayout
-from lepton_ops.telemetry.pull import fleet_targets, load_token
+from lepton_ops.telemetry.pull import ServiceTarget, fleet_targets, targets_verify
 from lepton_ops.telemetry.records import RemediationRecord
 from lepton_ops.telemetry.store import TelemetryStore, store_path
 
@@ -339,13 +340,30 @@ def _policy_risk(prediction: NodePrediction) -> float | None:
 def node_health(state_dir: Path, inventory: Path, node: str) -> dict[str, bool]:
     """``{service: answers /healthz with 200}`` for the lepton services of ``node``."""
     found: dict[str, bool] = {}
-    with httpx.Client(timeout=2.0, trust_env=False) as client:
-        for target in fleet_targets(inventory, node):
+    targets = fleet_targets(inventory, node)
+    with _fleet_client(state_dir, targets, timeout=2.0) as client:
+        for target in targets:
             try:
                 found[target.service] = client.get(f"{target.url}/healthz").status_code == 200
             except httpx.HTTPError:
                 found[target.service] = False
     return found
+
+
+def _fleet_client(
+    state_dir: Path,
+    targets: Sequence[ServiceTarget],
+    *,
+    timeout: float,
+    headers: dict[str, str] | None = None,
+) -> httpx.Client:
+    """A client of the fleet's services: direct (no proxy), https verified by the CA."""
+    return httpx.Client(
+        timeout=timeout,
+        trust_env=False,
+        headers=headers,
+        verify=targets_verify(state_dir, targets),
+    )
 
 
 def ladder_history(audit: Iterable[RemediationRecord]) -> list[PastAction]:
@@ -370,7 +388,7 @@ def drained_nodes(state_dir: Path, inventory: Path) -> set[str]:
         return set()
     token = load_token(state_dir)
     try:
-        with httpx.Client(timeout=5.0, trust_env=False) as client:
+        with _fleet_client(state_dir, aggregators, timeout=5.0) as client:
             answer = client.get(
                 f"{aggregators[0].url}/v1/drains", headers={"Authorization": f"Bearer {token}"}
             )
@@ -394,7 +412,7 @@ def predictive_drain(
     drained: list[str] = []
     placed: list[tuple[str, str, dict[str, Any], Any]] = []
     already = drained_nodes(state_dir, inventory)
-    with httpx.Client(timeout=5.0, trust_env=False, headers=headers) as client:
+    with _fleet_client(state_dir, aggregators, timeout=5.0, headers=headers) as client:
         for node, prediction in sorted(at_risk.items()):
             horizon = float(prediction.get("horizon_s") or 60.0)
             probability = prediction.get("probability")
@@ -431,7 +449,7 @@ def lift_predictive_drain(state_dir: Path, inventory: Path, node: str) -> str:
         return "no aggregator to undrain on"
     headers = {"Authorization": f"Bearer {load_token(state_dir)}"}
     try:
-        with httpx.Client(timeout=5.0, trust_env=False, headers=headers) as client:
+        with _fleet_client(state_dir, aggregators, timeout=5.0, headers=headers) as client:
             drains = client.get(f"{aggregators[0].url}/v1/drains").json()["drains"]
             mine = [d for d in drains if d["node"] == node]
             if not mine or not str(mine[0]["reason"]).startswith("predicted to fail"):

@@ -71,6 +71,9 @@ class AggregatorConfig:
     worker_token_file: Path | None = None
     #: The read-only token that may scrape ``GET /metrics`` (None: none).
     scrape_token_file: Path | None = None
+    #: The fleet's CA certificate: the workers' https certificates are verified against it
+    #: (None: the system's CAs; an https worker then fails verification, never plain http).
+    ca_file: Path | None = None
     #: Seconds to wait for a worker to accept a connection.
     connect_timeout_s: float = 1.0
     #: Read timeout before the job has measured any speed (the first shards).
@@ -110,6 +113,7 @@ class AggregatorConfig:
             "token_file",
             "worker_token_file",
             "scrape_token_file",
+            "ca_file",
             "db_path",
             "workers",
             "connect_timeout_s",
@@ -140,6 +144,7 @@ class AggregatorConfig:
             token_file=config_path(data, "token_file"),
             worker_token_file=config_optional_path(data, "worker_token_file"),
             scrape_token_file=config_optional_path(data, "scrape_token_file"),
+            ca_file=config_optional_path(data, "ca_file"),
             db_path=config_path(data, "db_path"),
             workers=tuple(WorkerSpec.from_mapping(item, i) for i, item in enumerate(workers)),
             connect_timeout_s=config_number(data, "connect_timeout_s", 1.0),

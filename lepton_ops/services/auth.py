@@ -1,8 +1,9 @@
-"""Bearer-token auth: token files, the roles their tokens have, the header check.
+"""Bearer-token auth on the service side: the roles tokens have, the header check.
 
-A token is read from a file (:func:`read_token_file`) that must not be readable by
-group or others; it is never logged and never echoed back. Requests carry it as
-``Authorization: Bearer <token>``, compared in constant time (:func:`token_matches`).
+A token is read from a file (:func:`~lepton_ops.credentials.tokens.read_tokens`) that
+must not be readable by group or others; it is never logged and never echoed back.
+Requests carry it as ``Authorization: Bearer <token>``, compared in constant time
+(:func:`token_matches`).
 
 A token file holds one token, or two during a rotation (one a line): the first is the
 one to send, both are accepted. A service reads its files again when they change
@@ -19,66 +20,16 @@ from __future__ import annotations
 import hmac
 import logging
 import os
-import stat
 import threading
 import time
 from collections.abc import Iterable
 from enum import StrEnum
 from pathlib import Path
 
+from lepton_ops.credentials.tokens import RELOAD_S, read_tokens
 from lepton_ops.errors import BadInput
 
 log = logging.getLogger(__name__)
-
-#: A service looks at its token files for a change at most this often (seconds).
-RELOAD_S = 1.0
-#: A token file holds at most this many tokens (the current one and, while a rotation
-#: rolls out, the other one).
-MAX_TOKENS = 2
-
-
-def read_token_file(path: str | os.PathLike[str]) -> str:
-    """The bearer token to send from ``path`` (its first); BadInput if the file is
-    missing, empty, malformed or not private (see :func:`read_tokens`)."""
-    return read_tokens(path)[0]
-
-
-def read_tokens(path: str | os.PathLike[str]) -> tuple[str, ...]:
-    """The bearer tokens in ``path``, one a line (the first is the one to send).
-
-    The file must be a regular file that neither its group nor others can access (mode
-    0600 or stricter), and hold one or two tokens without spaces.
-    """
-    token_path = Path(path)
-    try:
-        info = token_path.stat()
-    except FileNotFoundError:
-        raise BadInput(f"token file {token_path} does not exist") from None
-    except OSError as exc:
-        raise BadInput(f"token file {token_path} cannot be read: {exc.strerror}") from None
-    if not stat.S_ISREG(info.st_mode):
-        raise BadInput(f"token file {token_path} is not a regular file")
-    mode = stat.S_IMODE(info.st_mode)
-    if mode & 0o077:
-        raise BadInput(
-            f"token file {token_path} has mode {mode:04o}: group or others can access it; "
-            f"refusing to start (run: chmod 600 {token_path})"
-        )
-    try:
-        text = token_path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise BadInput(f"token file {token_path} cannot be read: {exc}") from None
-    tokens = tuple(line.strip() for line in text.splitlines() if line.strip())
-    if not tokens:
-        raise BadInput(f"token file {token_path} is empty")
-    if len(tokens) > MAX_TOKENS or any(
-        any(char.isspace() for char in token) or not token.isprintable() for token in tokens
-    ):
-        raise BadInput(
-            f"token file {token_path} must hold one token without spaces (two, one a line, "
-            f"while a rotation rolls out)"
-        )
-    return tokens
 
 
 class TokenFile:

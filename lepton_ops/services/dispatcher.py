@@ -37,6 +37,7 @@ from typing import Any
 
 import httpx
 
+from lepton_ops.credentials.tls import client_context
 from lepton_ops.errors import BadInput, LeptonError
 from lepton_ops.jobs.kinds import JobKind, get_kind, reduce_partials
 from lepton_ops.jobs.planner import Plan, Shard, make_plan, parse_strategy
@@ -477,6 +478,7 @@ class Dispatcher:
             ),
             follow_redirects=False,
             trust_env=False,  # the fleet's traffic never goes through a proxy
+            verify=client_context(config.ca_file) if config.ca_file is not None else True,
         )
         self.drains = DrainRegistry(store, [worker.name for worker in config.workers])
         self._runs: dict[str, JobRun] = {}

@@ -24,6 +24,7 @@ one of them: its counters are that process's.
 from __future__ import annotations
 
 import math
+import ssl
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -34,11 +35,11 @@ from typing import Any
 
 import httpx
 
-from lepton_ops.deploy.token import token_files, token_path
+from lepton_ops.credentials.tls import fleet_ssl_context
+from lepton_ops.credentials.tokens import load_scrape_token
 from lepton_ops.errors import BadInput, OperationFailed
 from lepton_ops.inventory import Fleet, load_fleet
 from lepton_ops.inventory.fleet import AGGREGATOR_GROUP, WORKERS_GROUP, Node
-from lepton_ops.services.auth import read_token_file
 from lepton_ops.telemetry.catalogue import SCRAPE_SAMPLE, UP_SAMPLE
 from lepton_ops.telemetry.exposition import parse_exposition, reduce_samples
 from lepton_ops.telemetry.facts import (
@@ -73,16 +74,19 @@ class ServiceTarget:
     service: str
     address: str
     port: int
+    #: ``https`` (verified against the fleet's CA), or ``http`` where the inventory sets
+    #: ``lepton_insecure_http``.
+    scheme: str = "https"
 
     @property
     def url(self) -> str:
-        host = f"[{self.address}]" if ":" in self.address else self.address
-        return f"http://{host}:{self.port}"
+        return f"{self.scheme}://{self.instance}"
 
     @property
     def instance(self) -> str:
         """``address:port``, as Prometheus labels the target."""
-        return self.url.removeprefix("http://")
+        host = f"[{self.address}]" if ":" in self.address else self.address
+        return f"{host}:{self.port}"
 
 
 def service_targets(fleet: Fleet) -> list[ServiceTarget]:
@@ -119,22 +123,7 @@ def _target(node: Node, service: str, port_var: str, default: int) -> ServiceTar
         port = -1
     if not 0 < port < 65536:
         raise BadInput(f"host {node.name}: {port_var} must be a port number, got {raw!r}")
-    return ServiceTarget(node.name, service, node.address, port)
-
-
-def load_scrape_token(state_dir: Path) -> str:
-    """The read-only token for ``/metrics`` (the controller's on a fleet deployed before
-    there was one); BadInput (one line) if there is none."""
-    scrape = token_files(state_dir).scrape
-    return read_token_file(scrape) if scrape.exists() else load_token(state_dir)
-
-
-def load_token(state_dir: Path) -> str:
-    """The controller's bearer token; BadInput (one line) if it is not there."""
-    path = token_path(state_dir)
-    if not path.exists():
-        raise BadInput(f"no service token at {path}: deploy first (lepton-ops deploy)")
-    return read_token_file(path)
+    return ServiceTarget(node.name, service, node.address, port, node.scheme)
 
 
 # ----------------------------------------------------------------------------- results
@@ -274,6 +263,13 @@ def node_outcomes(
     return outcomes
 
 
+def targets_verify(state_dir: Path, targets: Sequence[ServiceTarget]) -> ssl.SSLContext | bool:
+    """What a client of ``targets`` verifies with: the fleet's CA when any is https."""
+    if any(target.scheme == "https" for target in targets):
+        return fleet_ssl_context(state_dir)
+    return True
+
+
 def _failure(reading: ServiceReading) -> Incident:
     target = reading.target
     return Incident(
@@ -304,6 +300,7 @@ class Puller:
         *,
         timeout: float = DEFAULT_TIMEOUT_S,
         owns_store: bool = False,
+        verify: ssl.SSLContext | bool = True,
     ) -> None:
         if not targets:
             raise BadInput("nothing to pull: no lepton services given")
@@ -318,6 +315,7 @@ class Puller:
                 max_connections=len(self.targets), max_keepalive_connections=len(self.targets)
             ),
             trust_env=False,  # the fleet is reached directly, never through a proxy
+            verify=verify,
         )
         self._pool = ThreadPoolExecutor(
             max_workers=min(len(self.targets), 64), thread_name_prefix="lepton-pull"
@@ -422,7 +420,14 @@ def open_puller(
     token = load_scrape_token(state_dir)
     store = TelemetryStore(store_path(state_dir))
     try:
-        return Puller(targets, token, store, timeout=timeout, owns_store=True)
+        return Puller(
+            targets,
+            token,
+            store,
+            timeout=timeout,
+            owns_store=True,
+            verify=targets_verify(state_dir, targets),
+        )
     except BaseException:
         store.close()
         raise
@@ -495,7 +500,6 @@ __all__ = [
     "ServiceReading",
     "ServiceTarget",
     "fleet_targets",
-    "load_token",
     "node_outcomes",
     "open_puller",
     "pull",

@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import sqlite3
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -16,7 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from lepton_ops.deploy.token import token_path
+from lepton_ops.credentials.tls import fleet_ssl_context
+from lepton_ops.credentials.tokens import token_path
 from lepton_ops.lab import LAB_NODES
 
 if TYPE_CHECKING:
@@ -107,6 +109,11 @@ class Deployed:
     @property
     def token(self) -> str:
         return token_path(self.lab.state_dir).read_text(encoding="utf-8").strip()
+
+    @property
+    def tls(self) -> ssl.SSLContext:
+        """Trusts the fleet's CA (what every client of the deployed services verifies with)."""
+        return fleet_ssl_context(self.lab.state_dir)
 
 
 def aggregator_rows(lab: RunningLab, query: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:

@@ -30,7 +30,8 @@ import pytest
 import yaml
 from lab_tools import NODES, Deployed, deploy, provision
 
-from lepton_ops.deploy.token import token_path
+from lepton_ops.credentials.tls import ca_cert_path, node_cert_paths
+from lepton_ops.credentials.tokens import token_path
 from lepton_ops.lab import LabMode
 
 if TYPE_CHECKING:
@@ -229,7 +230,15 @@ def test_installed_collection_runs_on_the_lab(
     inventory = lab_restored.inventory
     wheelhouse_cache = user_install.workdir / "wheelhouse-cache"
     provision_vars = ("-e", f"lepton_wheelhouse_cache={wheelhouse_cache}")
-    deploy_vars = ("-e", f"lepton_service_token_file={token_path(lab_restored.state_dir)}")
+    state_dir = lab_restored.state_dir
+    deploy_vars = (
+        "-e",
+        f"lepton_service_token_file={token_path(state_dir)}",
+        "-e",
+        f"lepton_tls_ca_file={ca_cert_path(state_dir)}",
+        "-e",
+        f"lepton_tls_node_dir={node_cert_paths(state_dir, NODES[0]).cert.parent}",
+    )
 
     for name, extra in (("provision", provision_vars), ("deploy", deploy_vars)):
         first = _succeeded(user_install.playbook(inventory, name, *extra), name)

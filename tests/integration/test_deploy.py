@@ -13,7 +13,8 @@ import httpx
 import pytest
 from lab_tools import NODES, Deployed, deploy, statuses
 
-from lepton_ops.deploy.token import token_files
+from lepton_ops.credentials.tls import ca_key_path, node_cert_paths
+from lepton_ops.credentials.tokens import token_files
 from lepton_ops.lab import LAB_NODES
 
 if TYPE_CHECKING:
@@ -25,7 +26,7 @@ ADDRESSES = {node.name: node.address for node in LAB_NODES}
 
 
 def worker_url(name: str, path: str) -> str:
-    return f"http://{ADDRESSES[name]}:{WORKER_PORT}{path}"
+    return f"https://{ADDRESSES[name]}:{WORKER_PORT}{path}"
 
 
 def supervisor_state(lab: RunningLab, name: str, service: str) -> dict[str, Any]:
@@ -63,7 +64,7 @@ def test_each_role_has_its_own_token(deployed: Deployed) -> None:
     files = token_files(deployed.lab.state_dir)
     controller = {"Authorization": f"Bearer {deployed.token}"}
     dispatch, scrape = bearer(files.aggregator), bearer(files.scrape)
-    with httpx.Client(timeout=5) as client:
+    with httpx.Client(timeout=5, verify=deployed.tls) as client:
         for name in NODES:
             assert client.get(worker_url(name, "/healthz")).status_code == 200, name
             assert client.get(worker_url(name, "/readyz")).status_code == 401, name
@@ -71,7 +72,7 @@ def test_each_role_has_its_own_token(deployed: Deployed) -> None:
             assert client.get(worker_url(name, "/readyz"), headers=controller).status_code == 401
             assert client.get(worker_url(name, "/metrics"), headers=scrape).status_code == 200
             assert client.get(worker_url(name, "/readyz"), headers=scrape).status_code == 403
-        aggregator = f"http://{ADDRESSES['node5']}:{AGGREGATOR_PORT}"
+        aggregator = f"https://{ADDRESSES['node5']}:{AGGREGATOR_PORT}"
         assert client.get(f"{aggregator}/healthz").status_code == 200
         assert client.get(f"{aggregator}/readyz").status_code == 401
         assert client.get(f"{aggregator}/readyz", headers=controller).status_code == 200
@@ -103,7 +104,7 @@ def test_killed_worker_comes_back(deployed: Deployed) -> None:
     os.kill(before["child_pid"], signal.SIGKILL)
     deadline = time.monotonic() + 15
     healthy = False
-    with httpx.Client(timeout=1) as client:
+    with httpx.Client(timeout=1, verify=deployed.tls) as client:
         while time.monotonic() < deadline:
             time.sleep(0.2)
             after = supervisor_state(deployed.lab, "node2", "lepton-worker")
@@ -144,3 +145,25 @@ def test_tokens_are_never_written_out(deployed: Deployed, role: str) -> None:
             assert token.encode() not in cmdline.read_bytes(), cmdline
         except OSError:
             continue
+
+
+@pytest.mark.slow
+def test_tls_keys_are_private_and_plain_http_is_refused(deployed: Deployed) -> None:
+    state = deployed.lab.state_dir
+    assert ca_key_path(state).stat().st_mode & 0o777 == 0o600
+    for name in NODES:
+        controller = node_cert_paths(state, name)
+        assert controller.key.stat().st_mode & 0o777 == 0o600, name
+        on_node = deployed.lab.lab.node_paths(name).config_dir / "tls" / "worker.key"
+        assert on_node.stat().st_mode & 0o777 == 0o600, name
+        key = controller.key.read_text(encoding="utf-8")
+        assert on_node.read_text(encoding="utf-8") == key
+        body = "".join(line for line in key.splitlines() if "-----" not in line)
+        assert body[:40] not in deployed.result.stdout + deployed.result.stderr
+    with httpx.Client(timeout=5, verify=deployed.tls) as client:
+        assert client.get(worker_url("node1", "/healthz")).status_code == 200
+    with httpx.Client(timeout=5) as client:
+        with pytest.raises(httpx.HTTPError):  # plain http to the HTTPS port: no answer
+            client.get(worker_url("node1", "/healthz").replace("https://", "http://"))
+        with pytest.raises(httpx.ConnectError):  # not verified against the fleet's CA
+            client.get(worker_url("node1", "/healthz"))

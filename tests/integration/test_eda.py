@@ -21,7 +21,8 @@ import yaml
 from lab_tools import Deployed, requires_root
 
 from lepton_ops.chaos import Chaos, FaultKind, FaultSpec
-from lepton_ops.deploy.token import token_path
+from lepton_ops.credentials.tls import ca_cert_path
+from lepton_ops.credentials.tokens import token_path
 from lepton_ops.lab import LabMode
 from lepton_ops.predict.model_store import install_starter
 from lepton_ops.telemetry.collect import collect
@@ -53,6 +54,7 @@ def test_the_rulebook_remediates_a_predicted_memory_leak(
             {
                 "lepton_state_dir": str(lab.state_dir),
                 "lepton_token_file": str(token_path(lab.state_dir)),
+                "lepton_ca_file": str(ca_cert_path(lab.state_dir)),
                 "lepton_threshold": 0.5,
             }
         )

@@ -40,9 +40,10 @@ def ssh_deployed(deployed: Deployed) -> Deployed:
     return deployed
 
 
-def healthy(node: str) -> bool:
+def healthy(deployed: Deployed, node: str) -> bool:
     try:
-        return httpx.get(f"http://{ADDRESS[node]}:8701/healthz", timeout=0.5).status_code == 200
+        url = f"https://{ADDRESS[node]}:8701/healthz"
+        return httpx.get(url, timeout=0.5, verify=deployed.tls).status_code == 200
     except httpx.HTTPError:
         return False
 
@@ -79,9 +80,9 @@ def test_a_killed_worker_is_healthy_again_within_5s_with_watch_running(
     ssh_deployed: Deployed, watching: subprocess.Popen[str]
 ) -> None:
     time.sleep(3)  # watch is up and has started its first cycle
-    assert healthy("node2")
+    assert healthy(ssh_deployed, "node2")
     killed_at = kill_service(ssh_deployed, "node2")
-    while not healthy("node2"):
+    while not healthy(ssh_deployed, "node2"):
         assert time.monotonic() - killed_at < 5.0, "node2 was not healthy again within 5 s"
         time.sleep(0.05)
     back_after = time.monotonic() - killed_at
@@ -99,7 +100,9 @@ def fingerprint(deployed: Deployed) -> dict[str, Any]:
     with TelemetryStore(store_path(state_dir)) as store:
         audit = [r.to_dict() for r in store.remediations()]
     headers = {"Authorization": f"Bearer {deployed.token}"}
-    drains = httpx.get(f"http://{ADDRESS[AGGREGATOR_NODE]}:8700/v1/drains", headers=headers)
+    drains = httpx.get(
+        f"https://{ADDRESS[AGGREGATOR_NODE]}:8700/v1/drains", headers=headers, verify=deployed.tls
+    )
     services = {}
     for node in ADDRESS:
         state = deployed.lab.lab.node_data_dir(node) / "lepton-worker.supervisor.json"
@@ -217,4 +220,8 @@ def test_a_job_loses_nothing_to_a_predicted_failure(
     assert starts and all(start < drained_at + 1.0 for (start,) in starts)
     headers = {"Authorization": f"Bearer {ssh_deployed.token}"}
     for node in ("node3",):
-        httpx.delete(f"http://{ADDRESS[AGGREGATOR_NODE]}:8700/v1/drains/{node}", headers=headers)
+        httpx.delete(
+            f"https://{ADDRESS[AGGREGATOR_NODE]}:8700/v1/drains/{node}",
+            headers=headers,
+            verify=ssh_deployed.tls,
+        )

@@ -19,7 +19,7 @@ from service_support import TOKEN, Worker
 
 from lepton_ops.cli import app as app_module
 from lepton_ops.cli.telemetry_pull import register
-from lepton_ops.deploy.token import token_path
+from lepton_ops.credentials.tokens import token_path
 
 
 def state_with_token(state: Path, token: str = TOKEN) -> Path:
@@ -32,11 +32,13 @@ def state_with_token(state: Path, token: str = TOKEN) -> Path:
 
 
 def inventory_file(path: Path, hosts: dict[str, dict[str, Any]], aggregator: str | None) -> Path:
-    """A YAML inventory: every host in ``workers``, ``aggregator`` in ``aggregator``."""
+    """A YAML inventory: every host in ``workers``, ``aggregator`` in ``aggregator``; its
+    services serve plain http (``lepton_insecure_http``), as the test servers do."""
     import yaml
 
     data: dict[str, Any] = {
         "all": {
+            "vars": {"lepton_insecure_http": True},
             "hosts": hosts,
             "children": {"workers": {"hosts": {name: {} for name in hosts}}},
         }

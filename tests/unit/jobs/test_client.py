@@ -18,7 +18,7 @@ from service_support import TOKEN, Worker, aggregator, assert_exact_mean
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from lepton_ops.cli import app as cli_app
-from lepton_ops.deploy.token import token_path
+from lepton_ops.credentials.tokens import token_path
 from lepton_ops.errors import BadInput, OperationFailed
 from lepton_ops.jobs import client as jobs
 from lepton_ops.jobs.client import AGGREGATOR_URL_ENV, AggregatorClient
@@ -137,6 +137,7 @@ def test_silent_aggregator_is_one_clear_failure() -> None:
 
 INVENTORY = """
 all:
+  vars: {{lepton_insecure_http: true}}
   children:
     aggregator:
       hosts:

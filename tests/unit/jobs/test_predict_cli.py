@@ -18,7 +18,7 @@ from service_support import TOKEN, Worker, aggregator
 from sklearn.linear_model import LogisticRegression
 from werkzeug.serving import BaseWSGIServer, make_server
 
-from lepton_ops.deploy.token import token_path
+from lepton_ops.credentials.tokens import token_path
 from lepton_ops.errors import BadInput
 from lepton_ops.jobs import client as jobs
 from lepton_ops.jobs.client import AGGREGATOR_URL_ENV, AggregatorClient

@@ -17,7 +17,7 @@ from flask import Flask
 from service_support import TOKEN, Worker, aggregator, assert_exact_mean
 from werkzeug.serving import BaseWSGIServer, make_server
 
-from lepton_ops.deploy.token import token_path
+from lepton_ops.credentials.tokens import token_path
 from lepton_ops.errors import BadInput, OperationFailed
 from lepton_ops.jobs import client as jobs
 from lepton_ops.jobs import run
@@ -26,6 +26,7 @@ from lepton_ops.jobs.kinds import artifact_digest
 
 INVENTORY = """
 all:
+  vars: {lepton_insecure_http: true}
   children:
     aggregator:
       hosts:

@@ -13,20 +13,23 @@ import pytest
 from flask import Flask
 from service_support import Worker
 
-from lepton_ops.deploy.deploy import deploy
-from lepton_ops.deploy.token import (
+from lepton_ops.credentials.tokens import (
+    RELOAD_S,
     TokenFiles,
     ensure_tokens,
+    load_scrape_token,
+    read_token_file,
+    read_tokens,
     rotation_steps,
 )
+from lepton_ops.deploy.deploy import deploy
 from lepton_ops.errors import BadInput
 from lepton_ops.jobs import client as jobs
 from lepton_ops.jobs.client import AggregatorClient
 from lepton_ops.services.aggregator import create_aggregator_app, dispatcher_of
-from lepton_ops.services.auth import RELOAD_S, TokenFile, read_token_file, read_tokens
+from lepton_ops.services.auth import TokenFile
 from lepton_ops.services.openapi import openapi_path
 from lepton_ops.services.worker import create_worker_app
-from lepton_ops.telemetry.pull import load_scrape_token
 
 WRITE_METHODS = {"POST", "PUT", "DELETE", "PATCH"}
 

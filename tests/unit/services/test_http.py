@@ -14,8 +14,9 @@ from flask import Flask
 from service_support import assert_openapi_covers
 from werkzeug.serving import make_server
 
+from lepton_ops.credentials.tokens import read_token_file
 from lepton_ops.errors import BadInput
-from lepton_ops.services.auth import read_token_file, token_matches
+from lepton_ops.services.auth import token_matches
 from lepton_ops.services.metrics import process_rss_bytes
 from lepton_ops.services.openapi import openapi_path
 from lepton_ops.services.service_state import service_state

@@ -154,6 +154,7 @@ def test_collect_through_ansible_records_an_unreachable_host(tmp_path: Path) -> 
         "all:\n"
         "  vars:\n"
         f"    ansible_python_interpreter: {sys.executable}\n"
+        "    lepton_insecure_http: true\n"
         "  hosts:\n"
         "    here1: {ansible_connection: local, ansible_host: 127.0.0.1}\n"
         "    here2: {ansible_connection: local, ansible_host: 127.0.0.2}\n"

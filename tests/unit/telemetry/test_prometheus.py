@@ -282,7 +282,7 @@ def test_instances_match_by_address_or_name_then_by_service_label() -> None:
     assert instances.target({"instance": "127.0.1.1:1234"}) is None
     assert instances.target({"instance": "127.0.1.9:8701"}) is None
     assert instances.target({"job": "lepton"}) is None
-    v6 = ServiceTarget("node6", "lepton-worker", "fd00::6", 8701)
+    v6 = ServiceTarget("node6", "lepton-worker", "fd00::6", 8701, "http")
     assert InstanceMap([v6]).target({"instance": "[fd00::6]:8701"}) == v6
     assert v6.url == "http://[fd00::6]:8701"
 

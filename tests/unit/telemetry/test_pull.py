@@ -309,8 +309,8 @@ def test_a_hung_service_costs_the_timeout_not_more(
     live, hung = make_worker(), make_worker(hang=hang)
     hang.set()
     targets = [
-        ServiceTarget("node1", "lepton-worker", "127.0.0.1", port_of(live)),
-        ServiceTarget("node2", "lepton-worker", "localhost", port_of(hung)),
+        ServiceTarget("node1", "lepton-worker", "127.0.0.1", port_of(live), "http"),
+        ServiceTarget("node2", "lepton-worker", "localhost", port_of(hung), "http"),
     ]
     try:
         with TelemetryStore(tmp_path / "t.sqlite3") as store, Puller(
@@ -330,7 +330,7 @@ def test_a_refused_token_is_down_without_showing_the_token(
     tmp_path: Path, make_worker: Callable[..., Worker]
 ) -> None:
     worker = make_worker()
-    target = ServiceTarget("node1", "lepton-worker", "127.0.0.1", port_of(worker))
+    target = ServiceTarget("node1", "lepton-worker", "127.0.0.1", port_of(worker), "http")
     wrong = "not-the-token-0123456789abcdef"
     with TelemetryStore(tmp_path / "t.sqlite3") as store, Puller([target], wrong, store) as puller:
         (reading,) = puller.sample().readings

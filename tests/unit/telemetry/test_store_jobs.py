@@ -18,7 +18,7 @@ from report_support import T0, UP, collect
 from service_support import TOKEN, Worker, aggregator
 from werkzeug.serving import make_server
 
-from lepton_ops.deploy.token import token_path
+from lepton_ops.credentials.tokens import token_path
 from lepton_ops.errors import BadInput
 from lepton_ops.jobs import client as jobs
 from lepton_ops.jobs import run

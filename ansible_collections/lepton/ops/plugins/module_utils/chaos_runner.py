@@ -47,9 +47,9 @@ import signal
 import time
 from pathlib import Path
 from urllib.error import HTTPError
-from urllib.request import ProxyHandler, build_opener
 
 from ansible_collections.lepton.ops.plugins.module_utils import process_identity
+from ansible_collections.lepton.ops.plugins.module_utils.node_probes import direct_opener
 
 FAULTS = ('kill', 'hang', 'memleak', 'cpuhog', 'diskfill')
 FILL_PREFIX = 'chaos-fill-'
@@ -148,9 +148,10 @@ def signal_all(processes, signum):
     return process_identity.signal_all(processes, signum)
 
 
-def healthy(url, timeout):
-    """Whether the service answers its health check with a 2xx in ``timeout`` seconds."""
-    opener = build_opener(ProxyHandler({}))
+def healthy(url, timeout, ca_file=None):
+    """Whether the service answers its health check with a 2xx in ``timeout`` seconds (an
+    https certificate verified against ``ca_file``, the fleet's CA, when given)."""
+    opener = direct_opener(ca_file)
     try:
         with opener.open(url, timeout=timeout) as answer:
             return 200 <= answer.status < 300
@@ -201,7 +202,8 @@ class Runner:
         return time.monotonic() + float(self.spec['params']['duration_s'])
 
     def health_failed(self):
-        return not healthy(self.spec['url'], float(self.spec.get('health_timeout', 1.0)))
+        return not healthy(self.spec['url'], float(self.spec.get('health_timeout', 1.0)),
+                           self.spec.get('ca_file'))
 
     # -- main ---------------------------------------------------------------------------
 

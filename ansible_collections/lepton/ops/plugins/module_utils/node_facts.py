@@ -434,7 +434,8 @@ def gather(module):
                                                      attempts, connect_timeout))
         for target in targets])
     checks = node_probes.Background([
-        (lambda service=service: node_probes.check_health(service['url'], health_timeout))
+        (lambda service=service: node_probes.check_health(
+            service['url'], health_timeout, service.get('ca_file')))
         for service in services])
 
     guarded(facts, 'cpu', sample_cpu, params['sample_interval'])

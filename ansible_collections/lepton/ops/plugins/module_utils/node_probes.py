@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import errno
 import socket
+import ssl
 import statistics
 import threading
 import time
 from http.client import HTTPException
 from urllib.error import HTTPError, URLError
-from urllib.request import ProxyHandler, Request, build_opener
+from urllib.request import HTTPSHandler, ProxyHandler, Request, build_opener
 
 USER_AGENT = 'lepton.ops'
 
@@ -78,15 +79,25 @@ def probe_tcp(address, port, attempts, timeout):
     return result, problems
 
 
-def check_health(url, timeout):
+def direct_opener(ca_file=None):
+    """A urllib opener that uses no proxy; with ``ca_file``, https certificates must be signed
+    by that CA (the fleet's) and name the host. Without it, the system's CAs."""
+    handlers = [ProxyHandler({})]
+    if ca_file:
+        handlers.append(HTTPSHandler(context=ssl.create_default_context(cafile=ca_file)))
+    return build_opener(*handlers)
+
+
+def check_health(url, timeout, ca_file=None):
     """GET ``url`` (an HTTP health endpoint such as ``/healthz``), at most ``timeout`` s per step.
 
     Returns ``(result, problem)``: ``result`` has ``healthy`` (a 2xx answer), ``status_code`` and
     ``latency_ms`` (until the body was read; both None when no HTTP answer came), ``problem`` says
     why no answer came (None when one did, whatever its status). Proxies from the environment
-    are not used: the services are reached directly.
+    are not used: the services are reached directly. An https URL's certificate is verified
+    against ``ca_file`` (the fleet's CA) when given.
     """
-    opener = build_opener(ProxyHandler({}))
+    opener = direct_opener(ca_file)
     request = Request(url, headers={'User-Agent': USER_AGENT, 'Accept': 'application/json'})
     status = None
     problem = None

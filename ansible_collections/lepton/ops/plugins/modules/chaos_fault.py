@@ -94,6 +94,11 @@ options:
         description: Its health URL, fetched without authentication or proxies; 2xx is healthy.
         type: str
         required: true
+      ca_file:
+        description:
+          - The fleet's CA certificate on the node; an C(https://) URL's certificate is verified
+            against it.
+        type: path
       state_file:
         description: The lepton supervisor's state file, whose C(child_pid) is the service.
         type: path
@@ -223,6 +228,7 @@ def argument_spec():
         service=dict(type='dict', options=dict(
             name=dict(type='str', required=True),
             url=dict(type='str', required=True),
+            ca_file=dict(type='path'),
             state_file=dict(type='path', required=True),
         )),
         data_dir=dict(type='path', default='/var/lib/lepton'),
@@ -274,7 +280,8 @@ def spec_of(params):
         members, tmp_dir = base + '.members', base + '.tmp'
     return {
         'id': params['id'], 'fault': fault, 'params': fault_params,
-        'url': service.get('url'), 'state_file': state_file, 'members_file': members,
+        'url': service.get('url'), 'ca_file': service.get('ca_file'),
+        'state_file': state_file, 'members_file': members,
         'tmp_dir': tmp_dir,
         'data_dir': params['data_dir'], 'health_timeout': params['health_timeout'],
     }

@@ -126,6 +126,11 @@ options:
             C(127.0.0.1).
         type: str
         required: true
+      ca_file:
+        description:
+          - The fleet's CA certificate on the node; an C(https://) URL's certificate must be
+            signed by it and name the host (without it, the system's CAs).
+        type: path
       state_file:
         description:
           - The JSON state file of the lepton supervisor, which runs the services where there is
@@ -529,6 +534,7 @@ def argument_spec():
         services=dict(type='list', elements='dict', default=[], options=dict(
             name=dict(type='str', required=True),
             url=dict(type='str', required=True),
+            ca_file=dict(type='path'),
             state_file=dict(type='path'),
             pid_file=dict(type='path'),
             unit=dict(type='str'),

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from lepton_ops.deploy.token import ensure_token, token_path
+from lepton_ops.credentials.tokens import ensure_token, token_path
 from lepton_ops.errors import BadInput
 
 
