@@ -26,19 +26,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from lepton_ops.deploy.deploy import deploy
+from lab_setup import add_lab_options, deployed_lab
+
 from lepton_ops.jobs import client as jobs
 from lepton_ops.jobs.fleet import plan_inventory
-from lepton_ops.lab import Lab, LabMode
-from lepton_ops.provision.provision import provision
 
 POLL_S = 0.05
 
@@ -69,18 +66,7 @@ def client_url(state: Path, inventory: Path) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--mode", choices=[m.value for m in LabMode], default=None)
-    parser.add_argument(
-        "--state-dir",
-        type=Path,
-        default=None,
-        help="use the lab already up and deployed in this state dir (no lab up/down)",
-    )
-    parser.add_argument(
-        "--first-address",
-        default=None,
-        help="first address of the benchmark's own lab (default the lab's default block)",
-    )
+    add_lab_options(parser)
     parser.add_argument(
         "--inventory",
         type=Path,
@@ -94,31 +80,16 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=3, help="runs per measurement (median)")
     args = parser.parse_args()
 
-    own_lab = args.state_dir is None
-    state = Path(tempfile.mkdtemp(prefix="lepton-jobs-bench-")) if own_lab else args.state_dir
-    lab = Lab(state, first_address=args.first_address if own_lab else None)
-    try:
-        if own_lab:
-            status = lab.up(LabMode(args.mode) if args.mode else None)
-            log(f"lab up in {status.mode} mode, state {state}")
-            started = time.monotonic()
-            provisioned = provision(lab.inventory_path, state).run
-            log(f"provision: {time.monotonic() - started:.1f} s")
-            deployed = deploy(lab.inventory_path, state) if provisioned.succeeded else None
-            if deployed is None or not deployed.succeeded:
-                failed = deployed if deployed is not None else provisioned
-                log(f"provision/deploy failed: {failed.to_dict()}")
-                return 1
-        else:
-            status = lab.status()
-        inventory = args.inventory or lab.inventory_path
+    with deployed_lab(args, "jobs-bench") as bench:
+        state = bench.state_dir
+        inventory = args.inventory or bench.inventory
         plan = plan_inventory(inventory, args.tasks, task_s=args.task_ms / 1000.0)
         speeds = {node.name: node.speed for node in plan.nodes if node.weight > 0}
         ideal_s = args.tasks * args.task_ms / 1000.0 / sum(speeds.values())
         log(f"workers and speeds: {speeds}; ideal makespan {ideal_s:.3f} s")
 
         result: dict[str, Any] = {
-            "mode": str(status.mode),
+            "mode": bench.mode,
             "workers": len(speeds),
             "speeds": speeds,
             "sleep_tasks": args.tasks,
@@ -186,10 +157,6 @@ def main() -> int:
         )
         print(json.dumps(result))
         return 0
-    finally:
-        if own_lab:
-            lab.down(purge=True)
-            shutil.rmtree(state, ignore_errors=True)
 
 
 if __name__ == "__main__":
