@@ -3,7 +3,8 @@
 Every lab benchmark takes the same options (:func:`add_lab_options`): ``--mode``,
 ``--state-dir`` (use the lab already up and deployed there: no lab up, provision, deploy
 or down) and ``--first-address`` (bring its own lab up on another block of addresses, so
-that it can run beside another lab on the machine). :func:`deployed_lab` gives the lab,
+that it can run beside another lab on the machine), and ``--insecure-http`` (its own lab
+without TLS, to measure what TLS costs). :func:`deployed_lab` gives the lab,
 provisioned and deployed, and takes its own lab down (and its state with it) at the end.
 """
 
@@ -45,6 +46,11 @@ def add_lab_options(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="bring the benchmark's own lab up on this block (default: the first free one)",
     )
+    parser.add_argument(
+        "--insecure-http",
+        action="store_true",
+        help="bring the benchmark's own lab up without TLS (to measure what TLS costs)",
+    )
 
 
 @contextmanager
@@ -64,7 +70,7 @@ def deployed_lab(
     state = Path(tempfile.mkdtemp(prefix=f"lepton-{name}-"))
     lab = Lab(state, first_address=args.first_address)
     try:
-        status = lab.up(LabMode(args.mode) if args.mode else None)
+        status = lab.up(LabMode(args.mode) if args.mode else None, insecure_http=args.insecure_http)
         _log(name, f"lab up in {status.mode} mode, state {state}")
         provision_s = None
         if deploy_services:

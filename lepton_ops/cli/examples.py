@@ -7,7 +7,11 @@ from __future__ import annotations
 
 EXAMPLES: dict[str, tuple[str, ...]] = {
     "lab": ("lepton-ops lab up", "lepton-ops lab status --json", "lepton-ops lab down --purge"),
-    "lab up": ("lepton-ops lab up", "sudo lepton-ops lab up --mode ssh"),
+    "lab up": (
+        "lepton-ops lab up",
+        "sudo lepton-ops lab up --mode ssh",
+        "lepton-ops lab up --first-address 127.0.1.11 --insecure-http",
+    ),
     "lab status": ("lepton-ops lab status", "lepton-ops lab status --json"),
     "lab down": ("lepton-ops lab down", "lepton-ops lab down --purge"),
     "provision": ("lepton-ops provision", "lepton-ops provision -i hosts.yml --limit node3"),

@@ -44,6 +44,14 @@ FirstAddressOpt = Annotated[
         show_default=False,
     ),
 ]
+InsecureHttpOpt = Annotated[
+    bool,
+    typer.Option(
+        "--insecure-http",
+        help="Deploy this lab's services without TLS (plain HTTP), to measure what TLS costs "
+        "or to debug: a lab-only option, written into the lab inventory on each 'lab up'.",
+    ),
+]
 PurgeOpt = Annotated[
     bool,
     typer.Option("--purge", help="Also delete the nodes' data, keys and logs (default: keep)."),
@@ -57,11 +65,12 @@ def up_command(
     mode: ModeOpt = None,
     ssh_port: PortOpt = DEFAULT_SSH_PORT,
     first_address: FirstAddressOpt = None,
+    insecure_http: InsecureHttpOpt = False,
 ) -> None:
     """Bring the lab up (harmless when it is already up) and write its inventory."""
     lab = Lab(cfg.state_dir, ssh_port=ssh_port, first_address=first_address)
     cfg.ensure_state_dir()
-    status = lab.up(mode)
+    status = lab.up(mode, insecure_http=insecure_http)
     _show(status, json_output=cfg.json, title="lab up")
 
 

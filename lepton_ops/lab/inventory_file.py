@@ -22,6 +22,7 @@ from typing import Any
 
 import yaml
 
+from lepton_ops.inventory.fleet import INSECURE_HTTP_VAR
 from lepton_ops.lab.layout import (
     NODE_CONFIG_DIR,
     NODE_DATA_DIR,
@@ -95,6 +96,8 @@ def inventory_data(
     mode: LabMode,
     ssh: SshSettings | None = None,
     nodes: tuple[LabNode, ...] = LAB_NODES,
+    *,
+    insecure_http: bool = False,
 ) -> dict[str, Any]:
     """The inventory as plain data (what :func:`write_inventory` dumps)."""
     shared: dict[str, Any] = {
@@ -102,6 +105,8 @@ def inventory_data(
         "lepton_lab_mode": mode.value,
         "lepton_memory_max_mb": NODE_MEMORY_MAX_MB,
     }
+    if insecure_http:
+        shared[INSECURE_HTTP_VAR] = True
     if mode is LabMode.SSH:
         shared["lepton_data_quota_mb"] = NODE_DATA_QUOTA_MB
     if mode is LabMode.SSH:
@@ -140,6 +145,8 @@ def write_inventory(
     mode: LabMode,
     ssh: SshSettings | None = None,
     nodes: tuple[LabNode, ...] = LAB_NODES,
+    *,
+    insecure_http: bool = False,
 ) -> Path:
     """Write ``<state_dir>/lab/inventory.yml`` atomically; return its path."""
     path = layout.inventory
@@ -148,7 +155,8 @@ def write_inventory(
         f"# The lepton-ops lab inventory ({mode.value} mode), written by 'lepton-ops lab up'.\n"
         f"# Regenerated on every 'lab up': edits here are overwritten.\n"
     )
-    body = yaml.safe_dump(inventory_data(layout, mode, ssh, nodes), sort_keys=False, width=1000)
+    data = inventory_data(layout, mode, ssh, nodes, insecure_http=insecure_http)
+    body = yaml.safe_dump(data, sort_keys=False, width=1000)
     temporary = path.with_name(path.name + ".tmp")
     temporary.write_text(header + body, encoding="utf-8")
     temporary.replace(path)

@@ -77,6 +77,7 @@ class Lab:
         self.layout = LabLayout(self.state_dir)
         self.ssh_port = ssh_port
         self.first_address = first_address
+        self._insecure_http = False
         self.claims = claims or AddressClaims()
 
     @property
@@ -140,8 +141,14 @@ class Lab:
 
     # -- up -------------------------------------------------------------------------------
 
-    def up(self, mode: LabMode | None = None) -> LabStatus:
-        """Bring the lab up (or make sure it is up) and return its status."""
+    def up(self, mode: LabMode | None = None, *, insecure_http: bool = False) -> LabStatus:
+        """Bring the lab up (or make sure it is up) and return its status.
+
+        ``insecure_http``: its inventory sets ``lepton_insecure_http`` (the services deploy
+        without TLS: for measuring what TLS costs, or debugging). It is written on each
+        ``up``, so a later ``up`` without it brings TLS back at the next deploy.
+        """
+        self._insecure_http = insecure_http
         chosen = LabMode(mode) if mode is not None else default_mode()
         if chosen is LabMode.SSH:
             ssh_mode.check_prerequisites(self.layout)
@@ -185,7 +192,9 @@ class Lab:
 
     def _up_local(self, lab: tuple[LabNode, ...], block: str) -> None:
         local_mode.prepare_nodes(self.layout)
-        inventory = write_inventory(self.layout, LabMode.LOCAL, nodes=lab)
+        inventory = write_inventory(
+            self.layout, LabMode.LOCAL, nodes=lab, insecure_http=self._insecure_http
+        )
         nodes = tuple(
             NodeRecord(name=node.name, address=node.address, weight=node.weight) for node in lab
         )
@@ -230,6 +239,7 @@ class Lab:
                 known_hosts=self.layout.known_hosts,
             ),
             nodes=lab,
+            insecure_http=self._insecure_http,
         )
         current = recorded or LabRecord(
             mode=LabMode.SSH,

@@ -110,3 +110,14 @@ def test_node_python_prefers_the_system_python(monkeypatch: pytest.MonkeyPatch) 
     fallback = node_python()
     assert Path(fallback).is_file()
     assert ".venv" not in fallback  # the controller's base interpreter, not the virtualenv
+
+
+def test_an_insecure_http_lab_says_so_in_its_inventory_and_only_then(tmp_path: Path) -> None:
+    layout = LabLayout(tmp_path)
+    secure = load_fleet(write_inventory(layout, LabMode.LOCAL))
+    assert {node.scheme for node in secure.nodes} == {"https"}
+    plain = load_fleet(write_inventory(layout, LabMode.LOCAL, insecure_http=True))
+    assert {node.scheme for node in plain.nodes} == {"http"}
+    # Written on each 'lab up': without the option, TLS is back.
+    again = load_fleet(write_inventory(layout, LabMode.LOCAL))
+    assert {node.scheme for node in again.nodes} == {"https"}
