@@ -50,7 +50,7 @@ from lab_setup import add_lab_options, deployed_lab
 from lepton_ops.gateway import PlaybookRun, run_playbook
 from lepton_ops.lab import Lab
 from lepton_ops.lab.inventory_file import node_python
-from lepton_ops.telemetry import TelemetryStore, store_path
+from lepton_ops.telemetry import HistoryStore, history_path
 from lepton_ops.telemetry import collect as collect_module
 from lepton_ops.telemetry.pull import open_puller, pull
 
@@ -250,7 +250,7 @@ def timed_collection(
     started = time.monotonic()
     run = run_playbook(request, state, on_event=events.on_event)
     outcomes = [events.outcome(host, run) for host in hosts]
-    with TelemetryStore(store_path(state)) as store:
+    with HistoryStore(history_path(state)) as store:
         record = store.record_collection(outcomes, "ansible", started_at=started_at)
     elapsed = time.monotonic() - started
     ok = sum(1 for outcome in outcomes if outcome.ok)

@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from lepton_ops.telemetry import NodeOutcome, TelemetryStore
+from lepton_ops.telemetry import HistoryStore, NodeOutcome
 
 T0 = 1_700_000_000.0
 
@@ -109,7 +109,7 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory(prefix="lepton-telemetry-bench-") as tmp:
         path = Path(tmp) / "telemetry.sqlite3"
-        store = TelemetryStore(path)
+        store = HistoryStore(path)
         samples = 0
         wall = cpu = check = 0.0
         per_collection: list[float] = []

@@ -2,7 +2,7 @@
 durability, and the schema brought up to date step by step.
 
 Both stores use it: the fleet's history on the controller
-(:mod:`~lepton_ops.telemetry.store`) and the aggregator's job store
+(:mod:`~lepton_ops.telemetry.history`) and the aggregator's job store
 (:mod:`~lepton_ops.services.job_store`). The schema version is kept in
 ``PRAGMA user_version``; a file written by a newer lepton-ops is refused rather than
 guessed at, and a failed step changes nothing.

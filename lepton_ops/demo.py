@@ -37,7 +37,7 @@ from lepton_ops.remediate.policy import PolicyConfig
 from lepton_ops.remediate.run import node_health, remediate_once
 from lepton_ops.settings import StateLayout
 from lepton_ops.telemetry.collect import collect
-from lepton_ops.telemetry.store import TelemetryStore, store_path
+from lepton_ops.telemetry.history import HistoryStore, history_path
 
 FAULT_NODE = "node3"
 #: Grows the worker's resident memory toward its 640 MiB budget in about a minute and a half.
@@ -294,7 +294,7 @@ def run_demo(
         from lepton_ops.report.html import page
 
         collect(lab.inventory_path, state_dir)  # the fleet after the tour: node3 recovered
-        with TelemetryStore(store_path(state_dir)) as store:
+        with HistoryStore(history_path(state_dir)) as store:
             now = time.time()
             # this tour's story: from its first observation (a previous tour is not in it)
             built = build_report(store, state_dir, since=fitted_since(store, started_at, now))

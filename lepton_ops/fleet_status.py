@@ -28,9 +28,9 @@ from typing import Any
 from lepton_ops.errors import BadInput, LeptonError
 from lepton_ops.inventory import load_fleet
 from lepton_ops.telemetry.catalogue import REACHABLE
+from lepton_ops.telemetry.history import HistoryStore, history_path
 from lepton_ops.telemetry.pull import ServiceTarget, service_targets, targets_verify
 from lepton_ops.telemetry.records import RemediationRecord
-from lepton_ops.telemetry.store import TelemetryStore, store_path
 
 #: Seconds a service has to answer its /healthz.
 PROBE_TIMEOUT_S = 0.5
@@ -191,7 +191,7 @@ def fleet_status(
             notes.append(f"health unknown: {exc}")
             probe = _untrusted
     health = probe(targets, timeout)
-    with TelemetryStore(store_path(state_dir), read_only=True) as store:
+    with HistoryStore(history_path(state_dir), read_only=True) as store:
         if not store.exists:
             notes.append("no telemetry yet: run 'lepton-ops telemetry collect'")
         latest = store.latest()
@@ -238,7 +238,7 @@ def _risks(state_dir: Path, now: float, notes: list[str]) -> tuple[str | None, d
 
     try:
         saved = load_current(state_dir)
-        with TelemetryStore(store_path(state_dir), read_only=True) as store:
+        with HistoryStore(history_path(state_dir), read_only=True) as store:
             predictions = predict_fleet(store, saved.predictor, now)
     except LeptonError as exc:
         notes.append(f"risk unknown: {exc}")

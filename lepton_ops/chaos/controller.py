@@ -26,8 +26,8 @@ from lepton_ops.chaos.faults import ON_NODE, SSH_ONLY, FaultKind, FaultSpec, par
 from lepton_ops.errors import BadInput, OperationFailed
 from lepton_ops.gateway import PlaybookResult, PlaybookRun, run_playbook
 from lepton_ops.lab import Lab, LabMode
+from lepton_ops.telemetry.history import HistoryStore, history_path
 from lepton_ops.telemetry.records import FaultOutcome, FaultRecord
-from lepton_ops.telemetry.store import TelemetryStore, store_path
 
 PLAYBOOK = "chaos"
 MODULE = "lepton.ops.chaos_fault"
@@ -62,8 +62,8 @@ class Chaos:
         self.console = console
         self.verbosity = verbosity
 
-    def store(self) -> TelemetryStore:
-        return TelemetryStore(store_path(self.state_dir))
+    def store(self) -> HistoryStore:
+        return HistoryStore(history_path(self.state_dir))
 
     # -- inject -------------------------------------------------------------------------
 
@@ -102,7 +102,7 @@ class Chaos:
             wanted = set(ids.values())
             return [record for record in store.faults(active=None) if record.id in wanted]
 
-    def _partition(self, store: TelemetryStore, node: str, fault_id: int, spec: FaultSpec) -> None:
+    def _partition(self, store: HistoryStore, node: str, fault_id: int, spec: FaultSpec) -> None:
         address = self.lab.node(node).address
         try:
             self.lab.firewall().cut_off(address, partition_owner(fault_id))
@@ -155,7 +155,7 @@ class Chaos:
 
     def _apply(
         self,
-        store: TelemetryStore,
+        store: HistoryStore,
         records: Mapping[str, list[dict[str, Any]]],
     ) -> None:
         # A fault the store thinks runs on a node that answered but has no record of it

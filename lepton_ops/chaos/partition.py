@@ -18,8 +18,8 @@ from types import FrameType
 
 from lepton_ops.chaos.faults import partition_owner
 from lepton_ops.lab import Lab
+from lepton_ops.telemetry.history import HistoryStore, history_path
 from lepton_ops.telemetry.records import FaultOutcome
-from lepton_ops.telemetry.store import TelemetryStore, store_path
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
         time.sleep(0.1)
     if stopping:
         return 0
-    with TelemetryStore(store_path(args.state_dir)) as store:
+    with HistoryStore(history_path(args.state_dir)) as store:
         # 'chaos stop' may have ended it (and restored the address) already; a later
         # partition of the same node is not this timer's to undo.
         if not any(f.id == args.fault_id for f in store.faults(active=True)):

@@ -16,7 +16,7 @@ from lepton_ops.cli.options import with_settings
 from lepton_ops.cli.render import console, print_json
 from lepton_ops.errors import BadInput, OperationFailed
 from lepton_ops.settings import Settings
-from lepton_ops.telemetry import TelemetryStore, format_duration, parse_duration, store_path
+from lepton_ops.telemetry import HistoryStore, format_duration, history_path, parse_duration
 
 if TYPE_CHECKING:
     from lepton_ops.predict.dataset import Dataset
@@ -272,15 +272,15 @@ def _dataset(cfg: Settings, since: str, until: str | None, options: TrainOptions
         )
 
 
-def open_store(state_dir: Path) -> TelemetryStore:
+def open_store(state_dir: Path) -> HistoryStore:
     """The telemetry store of ``state_dir``; OperationFailed if there is none yet."""
-    path = store_path(state_dir)
+    path = history_path(state_dir)
     if not path.is_file():
         raise OperationFailed(
             f"no telemetry store at {path}: collect telemetry first with "
             "'lepton-ops telemetry collect'"
         )
-    return TelemetryStore(path, read_only=True)
+    return HistoryStore(path, read_only=True)
 
 
 def _clock(ts: Any) -> str:

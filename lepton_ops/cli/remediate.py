@@ -18,7 +18,7 @@ from lepton_ops.remediate.policy import PolicyConfig
 from lepton_ops.remediate.run import RemediationPass, remediate_once, uncordon
 from lepton_ops.settings import Settings
 from lepton_ops.telemetry.durations import parse_duration
-from lepton_ops.telemetry.store import TelemetryStore, store_path
+from lepton_ops.telemetry.history import HistoryStore, history_path
 
 schedule_app = sub_app("Run 'lepton-ops cycle' on a schedule (a systemd timer, or cron).")
 
@@ -134,7 +134,7 @@ def audit_command(
 ) -> None:
     """The remediation audit log: every action, its trigger, outcome and evidence."""
     window = time.time() - parse_duration(since)
-    with TelemetryStore(store_path(cfg.state_dir), read_only=True) as store:
+    with HistoryStore(history_path(cfg.state_dir), read_only=True) as store:
         records = store.remediations(node=node, since=window)
     if cfg.json:
         print_json({"remediations": [record.to_dict() for record in records]})

@@ -20,7 +20,7 @@ from lepton_ops.report.build import fitted_since
 from lepton_ops.report.html import page
 from lepton_ops.report.text import render
 from lepton_ops.settings import Settings
-from lepton_ops.telemetry import TelemetryStore, parse_duration, store_path
+from lepton_ops.telemetry import HistoryStore, history_path, parse_duration
 from lepton_ops.telemetry.durations import format_duration
 
 
@@ -78,7 +78,7 @@ def report_command(
     horizon_s = parse_duration(horizon)
     max_gap_s = parse_duration(max_gap)
     target = _html_target(html) if html is not None else None
-    with TelemetryStore(store_path(cfg.state_dir), read_only=True) as store:
+    with HistoryStore(history_path(cfg.state_dir), read_only=True) as store:
         now = time.time()
         report = build_report(
             store,

@@ -20,13 +20,13 @@ from lepton_ops.errors import BadInput, OperationFailed
 from lepton_ops.settings import Settings
 from lepton_ops.telemetry import (
     METRICS,
+    HistoryStore,
     IncidentRecord,
     NodeStatus,
     Series,
-    TelemetryStore,
     format_duration,
+    history_path,
     parse_duration,
-    store_path,
 )
 from lepton_ops.telemetry.collect import SSH_CONNECT_TIMEOUT_S, TASK_TIMEOUT_S, collect
 from lepton_ops.telemetry.summary import Level, NodeSummary, summarize, summary_from_latest
@@ -254,14 +254,14 @@ def prune_command(
 # --------------------------------------------------------------------------- helpers
 
 
-def _open_store(cfg: Settings, *, read_only: bool = False) -> TelemetryStore:
+def _open_store(cfg: Settings, *, read_only: bool = False) -> HistoryStore:
     if read_only:  # a store that does not exist yet reads as empty, and is not created
-        return TelemetryStore(store_path(cfg.state_dir), read_only=True)
+        return HistoryStore(history_path(cfg.state_dir), read_only=True)
     cfg.ensure_state_dir()
-    return TelemetryStore(store_path(cfg.state_dir))
+    return HistoryStore(history_path(cfg.state_dir))
 
 
-def _check_filters(store: TelemetryStore, node: str | None, metric: str | None) -> None:
+def _check_filters(store: HistoryStore, node: str | None, metric: str | None) -> None:
     if node is not None:
         known = store.nodes()
         if node not in known:

@@ -48,8 +48,8 @@ import numpy as np
 
 from lepton_ops.detect.detector import DetectorOptions, FloatArray, StreamingDetector
 from lepton_ops.detect.telemetry_corpus import METRICS, ROOT_PATH, on_root_file_system
+from lepton_ops.telemetry.history import HistoryStore
 from lepton_ops.telemetry.records import Series
-from lepton_ops.telemetry.store import TelemetryStore
 
 #: The metrics a node is watched on.
 WATCHED_METRICS = METRICS
@@ -131,7 +131,7 @@ def series_label(series: Series) -> str:
 
 
 def node_alarms(
-    store: TelemetryStore,
+    store: HistoryStore,
     now: float,
     nodes: list[str] | None = None,
     *,

@@ -23,8 +23,8 @@ import re
 import numpy as np
 
 from lepton_ops.detect.corpus import LabelledSeries
+from lepton_ops.telemetry.history import HistoryStore
 from lepton_ops.telemetry.records import FaultRecord, Series
-from lepton_ops.telemetry.store import TelemetryStore
 
 #: The metrics each fault kind shows in.
 FAULT_SIGNALS: dict[str, frozenset[str]] = {
@@ -96,7 +96,7 @@ def series_name(series: Series) -> str:
 
 
 def export_corpus(
-    store: TelemetryStore,
+    store: HistoryStore,
     since: float | None = None,
     until: float | None = None,
     campaign: str | None = None,

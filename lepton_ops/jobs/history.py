@@ -37,8 +37,8 @@ from typing import Any
 from lepton_ops.errors import BadInput, LeptonError
 from lepton_ops.jobs.fleet import plan_inventory
 from lepton_ops.jobs.planner import Plan
+from lepton_ops.telemetry.history import HistoryStore, history_path
 from lepton_ops.telemetry.records import JobRunNode, JobRunRecord
-from lepton_ops.telemetry.store import TelemetryStore, store_path
 
 log = logging.getLogger(__name__)
 
@@ -83,9 +83,9 @@ class JobHistory:
                 "job %s: not written to the job history (unreadable status: %s)", job_id, exc
             )
             return None
-        path = store_path(self.state_dir)
+        path = history_path(self.state_dir)
         try:
-            with TelemetryStore(path) as store:
+            with HistoryStore(path) as store:
                 store.record_job(job)
         except (LeptonError, OSError, sqlite3.Error) as exc:
             log.warning("job %s finished but was not written to the job history: %s", job_id, exc)

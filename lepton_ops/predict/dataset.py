@@ -27,7 +27,7 @@ from lepton_ops.predict.labels import (
     label_samples,
 )
 from lepton_ops.predict.rolling import BoolArray, FloatArray
-from lepton_ops.telemetry.store import TelemetryStore
+from lepton_ops.telemetry.history import HistoryStore
 
 IntArray = npt.NDArray[np.int64]
 
@@ -93,7 +93,7 @@ class Dataset:
 
 
 def build_dataset(
-    store: TelemetryStore,
+    store: HistoryStore,
     *,
     since: float | None,
     until: float | None,

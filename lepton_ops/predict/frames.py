@@ -19,7 +19,7 @@ import numpy as np
 
 from lepton_ops.predict.rolling import BoolArray, FloatArray
 from lepton_ops.telemetry.catalogue import METRICS
-from lepton_ops.telemetry.store import TelemetryStore
+from lepton_ops.telemetry.history import HistoryStore
 
 #: Labels of a series besides ``node``, as sorted ``(name, value)`` pairs.
 LabelKey = tuple[tuple[str, str], ...]
@@ -91,7 +91,7 @@ class NodeFrame:
 
 
 def read_frames(
-    store: TelemetryStore,
+    store: HistoryStore,
     since: float | None,
     until: float | None,
     nodes: Iterable[str] | None = None,

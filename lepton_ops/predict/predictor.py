@@ -28,7 +28,7 @@ from lepton_ops.errors import OperationFailed
 from lepton_ops.predict.features import featurize
 from lepton_ops.predict.frames import HEALTHY, REACHABLE, read_frames
 from lepton_ops.predict.model import Contribution, Predictor
-from lepton_ops.telemetry.store import TelemetryStore, store_path
+from lepton_ops.telemetry.history import HistoryStore, history_path
 
 #: Data older than this many windows is stale.
 STALE_WINDOWS = 3.0
@@ -79,7 +79,7 @@ class NodePrediction:
 
 
 def predict_fleet(
-    store: TelemetryStore,
+    store: HistoryStore,
     predictor: Predictor,
     now: float | None = None,
     *,
@@ -137,7 +137,7 @@ def predict_fleet(
 
 
 def detect_fleet(
-    store: TelemetryStore,
+    store: HistoryStore,
     now: float | None = None,
     *,
     nodes: Iterable[str] | None = None,
@@ -178,7 +178,7 @@ def detect_fleet(
     return found
 
 
-def _down_now(store: TelemetryStore, nodes: list[str]) -> dict[str, bool]:
+def _down_now(store: HistoryStore, nodes: list[str]) -> dict[str, bool]:
     """Whether each node's latest sample shows it unreachable or a service unhealthy."""
     down: dict[str, bool] = {}
     for sample in store.latest():
@@ -205,10 +205,10 @@ def current_risk(state_dir: Path, now: float | None = None) -> list[NodePredicti
     from lepton_ops.predict.model_store import has_current, load_current
 
     saved = load_current(state_dir) if has_current(state_dir) else None
-    path = store_path(state_dir)
+    path = history_path(state_dir)
     if not path.is_file():
         raise OperationFailed(f"no telemetry store at {path}")
-    with TelemetryStore(path, read_only=True) as store:
+    with HistoryStore(path, read_only=True) as store:
         if saved is None:
             return detect_fleet(store, now)
         return predict_fleet(store, saved.predictor, now)

@@ -59,9 +59,9 @@ from lepton_ops.remediate.policy import (
     decide,
 )
 from lepton_ops.settings import StateLayout
+from lepton_ops.telemetry.history import HistoryStore, history_path
 from lepton_ops.telemetry.pull import ServiceTarget, fleet_targets, targets_verify
 from lepton_ops.telemetry.records import RemediationRecord
-from lepton_ops.telemetry.store import TelemetryStore, store_path
 
 if TYPE_CHECKING:
     from lepton_ops.predict.predictor import NodePrediction
@@ -168,7 +168,7 @@ def _remediate(
     verbosity: int,
 ) -> RemediationPass:
     states, predictions, model = node_states(state_dir, nodes=only)
-    with TelemetryStore(store_path(state_dir)) as store:  # the pass's one opening
+    with HistoryStore(history_path(state_dir)) as store:  # the pass's one opening
         if not dry_run:
             # This pass holds the lock, so an action still "in progress" belongs to a pass
             # that died (killed mid-action): close it, or it would block its node forever.
@@ -210,7 +210,7 @@ def _act(
     state_dir: Path,
     inventory: Path,
     config: PolicyConfig,
-    store: TelemetryStore,
+    store: HistoryStore,
     *,
     trigger: str,
     before: dict[str, Any],
@@ -313,7 +313,7 @@ def node_states(
 
         return states, {p.node: p.to_dict() for p in chosen}, has_current(state_dir)
     states = []
-    with TelemetryStore(store_path(state_dir)) as store:
+    with HistoryStore(history_path(state_dir)) as store:
         latest = store.latest()
     down: dict[str, bool] = {}
     for sample in latest:
@@ -430,7 +430,7 @@ def predictive_drain(
             if node not in already:
                 placed.append((node, reason, prediction, answer.json()))
     if placed:
-        with TelemetryStore(store_path(state_dir)) as store:
+        with HistoryStore(history_path(state_dir)) as store:
             for node, reason, prediction, drain in placed:
                 audit_id = store.start_remediation(
                     node, PREDICTIVE_DRAIN, trigger=trigger, reason=reason, before=prediction
@@ -479,7 +479,7 @@ def uncordon(
             f"{node} is not in the inventory {inventory} (its nodes: {', '.join(fleet.names)})"
         )
     who = trigger or default_trigger()
-    with TelemetryStore(store_path(state_dir)) as store:
+    with HistoryStore(history_path(state_dir)) as store:
         audit_id = store.start_remediation(
             node, UNCORDON, trigger=who, reason="lifted by a person", before={}
         )

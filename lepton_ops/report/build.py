@@ -37,12 +37,12 @@ from lepton_ops.report.stability import (
     observations,
 )
 from lepton_ops.report.timeline import DISK, MEMORY, timelines
+from lepton_ops.telemetry.history import HistoryStore
 from lepton_ops.telemetry.records import RemediationRecord
-from lepton_ops.telemetry.store import TelemetryStore
 
 
 def build_report(
-    store: TelemetryStore,
+    store: HistoryStore,
     state_dir: Path,
     *,
     since: float,
@@ -139,7 +139,7 @@ def _interruptions(
     return found
 
 
-def fitted_since(store: TelemetryStore, since: float, until: float) -> float:
+def fitted_since(store: HistoryStore, since: float, until: float) -> float:
     """The start of a window that fits the data: the first thing the store saw in
     ``[since, until]`` (a collection, incident, fault, job or remediation), a little
     before it so that its mark is not on the edge; ``since`` when it has nothing there.

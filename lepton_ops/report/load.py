@@ -1,6 +1,6 @@
 """The load section: each node's share of the work, planned and done, and each job's makespan.
 
-From the controller's job history (:meth:`TelemetryStore.jobs`, written when a job
+From the controller's job history (:meth:`HistoryStore.jobs`, written when a job
 finishes: see :mod:`lepton_ops.jobs.history`). Per node, over the jobs of the window:
 
 - ``load_share`` - ``L_i = W_i / sum(W)`` of the latest job that knew the node's weight

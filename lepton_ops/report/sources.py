@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from lepton_ops.telemetry.history import HistoryStore
 from lepton_ops.telemetry.records import RemediationRecord
-from lepton_ops.telemetry.store import TelemetryStore
 
 NO_REMEDIATION = "no remediation recorded"
 NO_MODEL = "no model trained yet"
@@ -66,7 +66,7 @@ class RemediationSection:
 
 
 def remediation_section(
-    store: TelemetryStore, since: float | None, until: float | None
+    store: HistoryStore, since: float | None, until: float | None
 ) -> RemediationSection:
     """The remediation actions started in ``[since, until]``, counted by action and outcome."""
     actions = tuple(store.remediations(since=since, until=until))

@@ -5,8 +5,8 @@
 - :mod:`~lepton_ops.telemetry.facts_schema` - the shape of one node's facts, checked at
   the edge;
 - :mod:`~lepton_ops.telemetry.facts` - a node's collection outcome, its samples and incidents;
-- :mod:`~lepton_ops.telemetry.store` - the SQLite history (:class:`TelemetryStore`), its
-  tables in :mod:`~lepton_ops.telemetry.store_schema`, what it returns in
+- :mod:`~lepton_ops.telemetry.history` - the SQLite history (:class:`HistoryStore`), its
+  tables in :mod:`~lepton_ops.telemetry.history.schema`, what it returns in
   :mod:`~lepton_ops.telemetry.records`;
 - :mod:`~lepton_ops.telemetry.export` - CSV and Prometheus text exposition;
 - :mod:`~lepton_ops.telemetry.durations` - ``10m``, ``30d``: durations of CLI flags.
@@ -22,6 +22,7 @@ from lepton_ops.telemetry.facts import (
     Sample,
     node_samples,
 )
+from lepton_ops.telemetry.history import HistoryStore, history_path
 from lepton_ops.telemetry.records import (
     CollectionRecord,
     CollectionSource,
@@ -30,13 +31,13 @@ from lepton_ops.telemetry.records import (
     PruneCounts,
     Series,
 )
-from lepton_ops.telemetry.store import TelemetryStore, store_path
 
 __all__ = [
     "CATALOGUE",
     "METRICS",
     "CollectionRecord",
     "CollectionSource",
+    "HistoryStore",
     "Incident",
     "IncidentKind",
     "IncidentRecord",
@@ -49,9 +50,8 @@ __all__ = [
     "Sample",
     "Scope",
     "Series",
-    "TelemetryStore",
     "format_duration",
+    "history_path",
     "node_samples",
     "parse_duration",
-    "store_path",
 ]

@@ -31,8 +31,8 @@ from lepton_ops.gateway import PlaybookResult, PlaybookRun, run_playbook
 from lepton_ops.inventory import Fleet, Node, load_fleet
 from lepton_ops.telemetry.facts import NodeOutcome, NodeStatus
 from lepton_ops.telemetry.facts_schema import FACTS_KEY
+from lepton_ops.telemetry.history import HistoryStore, history_path
 from lepton_ops.telemetry.records import CollectionRecord, CollectionSource
-from lepton_ops.telemetry.store import TelemetryStore, store_path
 
 PLAYBOOK = "telemetry"
 #: The module every host runs (its result carries the facts).
@@ -130,7 +130,7 @@ def collect(
         reason = run.error or f"ansible-playbook exit code {run.rc}; see {run.artifacts}"
         raise OperationFailed(f"telemetry collection did not run: {reason}")
     outcomes = tuple(events.outcome(host, run) for host in hosts)
-    with TelemetryStore(store_path(state_dir)) as store:
+    with HistoryStore(history_path(state_dir)) as store:
         record = store.record_collection(
             outcomes, CollectionSource.ANSIBLE, started_at=started_at, finished_at=time.time()
         )

@@ -34,6 +34,7 @@ from lepton_ops.errors import BadInput, OperationFailed
 from lepton_ops.telemetry.catalogue import SAMPLE_NAMES, UP_METRIC
 from lepton_ops.telemetry.exposition import RawSample, reduce_samples
 from lepton_ops.telemetry.facts import Incident, IncidentKind
+from lepton_ops.telemetry.history import HistoryStore, history_path
 from lepton_ops.telemetry.pull import (
     APP_SERVICES,
     DEFAULT_TIMEOUT_S,
@@ -46,7 +47,6 @@ from lepton_ops.telemetry.pull import (
     node_outcomes,
 )
 from lepton_ops.telemetry.records import CollectionSource
-from lepton_ops.telemetry.store import TelemetryStore, store_path
 
 #: How far back a sample reads by default, and the resolution of what it reads.
 DEFAULT_WINDOW_S = 300.0
@@ -201,7 +201,7 @@ class PrometheusSource:
         self,
         url: str,
         targets: Sequence[ServiceTarget],
-        store: TelemetryStore,
+        store: HistoryStore,
         *,
         window_s: float = DEFAULT_WINDOW_S,
         step_s: float = DEFAULT_STEP_S,
@@ -352,7 +352,7 @@ def open_prometheus_source(
     check_window(window_s, step_s)
     check_timeout(timeout)
     targets = fleet_targets(inventory, limit)
-    store = TelemetryStore(store_path(state_dir))
+    store = HistoryStore(history_path(state_dir))
     try:
         return PrometheusSource(
             url,

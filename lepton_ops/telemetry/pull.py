@@ -49,8 +49,8 @@ from lepton_ops.telemetry.facts import (
     NodeStatus,
     Sample,
 )
+from lepton_ops.telemetry.history import HistoryStore, history_path
 from lepton_ops.telemetry.records import CollectionRecord, CollectionSource
-from lepton_ops.telemetry.store import TelemetryStore, store_path
 
 #: Seconds a service has to answer ``/metrics`` (connecting included).
 DEFAULT_TIMEOUT_S = 2.0
@@ -296,7 +296,7 @@ class Puller:
         self,
         targets: Sequence[ServiceTarget],
         token: str,
-        store: TelemetryStore,
+        store: HistoryStore,
         *,
         timeout: float = DEFAULT_TIMEOUT_S,
         owns_store: bool = False,
@@ -418,7 +418,7 @@ def open_puller(
     check_timeout(timeout)
     targets = fleet_targets(inventory, limit)
     token = load_scrape_token(state_dir)
-    store = TelemetryStore(store_path(state_dir))
+    store = HistoryStore(history_path(state_dir))
     try:
         return Puller(
             targets,

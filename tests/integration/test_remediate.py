@@ -25,7 +25,7 @@ from lepton_ops.lab import LAB_NODES, LabMode
 from lepton_ops.remediate import run as run_module
 from lepton_ops.remediate.policy import NodeState, PolicyConfig
 from lepton_ops.remediate.run import remediate_once
-from lepton_ops.telemetry.store import TelemetryStore, store_path
+from lepton_ops.telemetry.history import HistoryStore, history_path
 
 ADDRESS = {node.name: node.address for node in LAB_NODES}
 AGGREGATOR_NODE = "node5"
@@ -97,7 +97,7 @@ def test_a_killed_worker_is_healthy_again_within_5s_with_watch_running(
 def fingerprint(deployed: Deployed) -> dict[str, Any]:
     """What a remediation could change: the audit log, drains, services, the firewall."""
     state_dir = deployed.lab.state_dir
-    with TelemetryStore(store_path(state_dir)) as store:
+    with HistoryStore(history_path(state_dir)) as store:
         audit = [r.to_dict() for r in store.remediations()]
     headers = {"Authorization": f"Bearer {deployed.token}"}
     drains = httpx.get(
@@ -157,7 +157,7 @@ def test_a_node_failing_after_each_fix_is_cordoned_and_one_node_at_a_time(
             done = cli("remediate", "--cooldown", "0s", "--max-attempts", "2", "--json",
                        state_dir=state_dir, timeout=300)  # fmt: skip
             assert done.returncode in (0, 1), done.stderr
-        with TelemetryStore(store_path(state_dir)) as store:
+        with HistoryStore(history_path(state_dir)) as store:
             audit = [r for r in store.remediations(since=started) if r.action != "uncordon"]
         ladder = {node: [r.action for r in audit if r.node == node] for node in faulty}
         assert ladder == {node: ["restart", "drain", "cordon"] for node in faulty}
@@ -210,7 +210,7 @@ def test_a_job_loses_nothing_to_a_predicted_failure(
         "SELECT recorded_at - seconds FROM shard_results WHERE job_id = ? AND node = 'node3'",
         (job_id,),
     )
-    with TelemetryStore(store_path(lab.state_dir)) as store:
+    with HistoryStore(history_path(lab.state_dir)) as store:
         (drain,) = [r for r in store.remediations(node="node3", since=predicted_at)
                     if r.action == "predictive-drain"]  # fmt: skip
     assert drain.after is not None

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from lepton_ops.telemetry import NodeOutcome, TelemetryStore, store_path
+from lepton_ops.telemetry import HistoryStore, NodeOutcome, history_path
 
 T0 = 1_700_000_000.0
 MIB = 1 << 20
@@ -345,7 +345,7 @@ def collection_times(start: float, end: float, seed: int) -> Iterator[float]:
         at += PERIOD_S + float(rng.uniform(-0.3, 0.3))
 
 
-def record(store: TelemetryStore, campaign: Campaign, *, seed: int = 0, start: float = T0) -> None:
+def record(store: HistoryStore, campaign: Campaign, *, seed: int = 0, start: float = T0) -> None:
     """Run the campaign into ``store``: telemetry from ``start`` to its end, and its faults."""
     lab = Lab(campaign, seed)
     for at in collection_times(start, campaign.end, seed):
@@ -371,6 +371,6 @@ def record_recent(state_dir: Path, kinds: list[str], *, seed: int = 0) -> Campai
     length = plan_campaign(kinds, seed=seed).end - T0
     start = time.time() - length - 5.0
     campaign = plan_campaign(kinds, seed=seed, t0=start)
-    with TelemetryStore(store_path(state_dir)) as store:
+    with HistoryStore(history_path(state_dir)) as store:
         record(store, campaign, seed=seed, start=start)
     return campaign

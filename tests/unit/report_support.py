@@ -15,7 +15,7 @@ from lepton_ops.jobs.history import job_run_record
 from lepton_ops.jobs.planner import make_plan
 from lepton_ops.report import Report, build_report
 from lepton_ops.report.sources import NodeRisk, PredictionSection
-from lepton_ops.telemetry import NodeOutcome, TelemetryStore, store_path
+from lepton_ops.telemetry import HistoryStore, NodeOutcome, history_path
 
 T0 = 1_700_000_000.0
 PERIOD_S = 60.0
@@ -35,7 +35,7 @@ def outcome(node: str, ts: float, state: str, **facts: object) -> NodeOutcome | 
     return NodeOutcome.from_facts(node, make_facts(node, ts, unhealthy=unhealthy, **facts))  # type: ignore[arg-type]
 
 
-def collect(store: TelemetryStore, ts: float, states: Mapping[str, str]) -> None:
+def collect(store: HistoryStore, ts: float, states: Mapping[str, str]) -> None:
     outcomes = [outcome(node, ts, state) for node, state in states.items()]
     store.record_collection([o for o in outcomes if o is not None], started_at=ts, finished_at=ts)
 
@@ -58,7 +58,7 @@ def node3_state(offset: float) -> str:
     return UP
 
 
-def known_store(state_dir: Path) -> TelemetryStore:
+def known_store(state_dir: Path) -> HistoryStore:
     """The scenario: 61 collections, one a minute from T0 to T0 + 1 h, and one fault.
 
     - node1 is up throughout;
@@ -68,7 +68,7 @@ def known_store(state_dir: Path) -> TelemetryStore:
     - node3 sends nothing between +1200 and +2400 (the interval is longer than the
       5-minute gap limit) and is unreachable from +3300 to the end.
     """
-    store = TelemetryStore(store_path(state_dir))
+    store = HistoryStore(history_path(state_dir))
     for minute in range(61):
         offset = minute * PERIOD_S
         collect(
@@ -82,7 +82,7 @@ def known_store(state_dir: Path) -> TelemetryStore:
     return store
 
 
-def series(store: TelemetryStore, times: Iterable[float], states: Mapping[str, list[str]]) -> None:
+def series(store: HistoryStore, times: Iterable[float], states: Mapping[str, list[str]]) -> None:
     """Collections at ``times``, node by node in the given states (one per time)."""
     for index, ts in enumerate(times):
         collect(store, ts, {node: seq[index] for node, seq in states.items()})
@@ -94,7 +94,7 @@ def series(store: TelemetryStore, times: Iterable[float], states: Mapping[str, l
 def add_remediations(path: Path, rows: Iterable[tuple[str, str, str, float, float, str]]) -> None:
     """Fill the store's remediation audit (schema v4) with ``rows``:
     ``(node, action, trigger, started_at, finished_at, outcome)``."""
-    with TelemetryStore(path) as store:
+    with HistoryStore(path) as store:
         for node, action, trigger, started, finished, outcome in rows:
             audit_id = store.start_remediation(
                 node, action, trigger=trigger, reason=trigger, before={"healthy": False},
@@ -105,7 +105,7 @@ def add_remediations(path: Path, rows: Iterable[tuple[str, str, str, float, floa
             )
 
 
-def add_jobs(store: TelemetryStore, count: int = 3) -> None:
+def add_jobs(store: HistoryStore, count: int = 3) -> None:
     """``count`` finished jobs over node1..node3 (weights 1, 2, 1), a minute apart."""
     plan = make_plan([("node1", 1), ("node2", 2), ("node3", 1)], 40)
     for index in range(count):
@@ -148,5 +148,5 @@ def full_report(state_dir: Path) -> Report:
         NodeRisk("node3", None, None, 3600.0, "stale data"),
     )
     prediction = PredictionSection(risks, None, {"alarm_episodes": 4, "false_alarms": 1}, None)
-    with TelemetryStore(path) as store:
+    with HistoryStore(path) as store:
         return build_report(store, state_dir, since=T0, until=T0 + HOUR, prediction=prediction)

@@ -15,7 +15,7 @@ from lepton_ops import demo
 from lepton_ops.jobs.planner import make_plan
 from lepton_ops.report.build import build_report, fitted_since
 from lepton_ops.report.html import page
-from lepton_ops.telemetry.store import TelemetryStore, store_path
+from lepton_ops.telemetry.history import HistoryStore, history_path
 
 LAB_WEIGHTS = [("node1", 100), ("node2", 200), ("node3", 300), ("node4", 400), ("node5", 500)]
 
@@ -52,7 +52,7 @@ def test_per_shard_overhead_keeps_shares_within_the_tolerance(overhead_s: float)
 
 def test_node3s_timeline_tells_the_leak_prediction_restart_and_recovery(tmp_path: Path) -> None:
     t0 = 1_800_000_000.0
-    with TelemetryStore(store_path(tmp_path)) as store:
+    with HistoryStore(history_path(tmp_path)) as store:
         for second in range(0, 90, 3):  # every node sampled every 3 s (the tour's loop)
             collect(store, t0 + second, {f"node{k}": "up" for k in range(1, 6)})
         fault = store.start_fault("node3", "memleak", {}, started_at=t0 + 20, campaign="demo")
@@ -67,7 +67,7 @@ def test_node3s_timeline_tells_the_leak_prediction_restart_and_recovery(tmp_path
             ("node3", "restart", "demo", t0 + 56, t0 + 62, "verified"),
         ],
     )
-    with TelemetryStore(path) as store:
+    with HistoryStore(path) as store:
         until = t0 + 95
         report = build_report(
             store, tmp_path, since=fitted_since(store, t0 - 900, until), until=until

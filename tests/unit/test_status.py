@@ -22,9 +22,9 @@ from lepton_ops.fleet_status import (
     fleet_status,
 )
 from lepton_ops.telemetry.facts import NodeOutcome
+from lepton_ops.telemetry.history import HistoryStore, history_path
 from lepton_ops.telemetry.pull import ServiceTarget
 from lepton_ops.telemetry.records import RemediationRecord
-from lepton_ops.telemetry.store import TelemetryStore, store_path
 
 
 def screen(found: FleetStatus) -> str:
@@ -106,7 +106,7 @@ def fake_probe(
 def test_fleet_status_gathers_from_the_inventory_store_and_audit(tmp_path: Path) -> None:
     inventory = static_inventory(tmp_path / "hosts.yml", 3)
     now = time.time()
-    with TelemetryStore(store_path(tmp_path)) as store:
+    with HistoryStore(history_path(tmp_path)) as store:
         store.record_collection(
             [NodeOutcome.from_facts(f"node{k}", make_facts(f"node{k}", now - 10)) for k in (1, 2)]
         )

@@ -10,7 +10,7 @@ import pytest
 from cli_support import one_error_line, run_cli
 from report_support import PERIOD_S, UNHEALTHY, UP, series
 
-from lepton_ops.telemetry import TelemetryStore, store_path
+from lepton_ops.telemetry import HistoryStore, history_path
 
 
 @pytest.fixture
@@ -19,7 +19,7 @@ def state(tmp_path: Path) -> Path:
     state_dir = tmp_path / "state"
     now = time.time()
     times = [now - 600 + PERIOD_S * index for index in range(10)]
-    with TelemetryStore(store_path(state_dir)) as store:
+    with HistoryStore(history_path(state_dir)) as store:
         series(store, times, {"node1": [UP] * 5 + [UNHEALTHY] + [UP] * 4})
     return state_dir
 

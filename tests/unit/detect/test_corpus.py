@@ -14,7 +14,7 @@ from lepton_ops.cli.app import main
 from lepton_ops.detect.corpus import load_corpus, write_corpus
 from lepton_ops.detect.synthetic import corpus
 from lepton_ops.detect.telemetry_corpus import export_corpus
-from lepton_ops.telemetry import TelemetryStore, store_path
+from lepton_ops.telemetry import HistoryStore, history_path
 
 
 def test_the_synthetic_parts_are_deterministic_and_large_enough(tmp_path: Path) -> None:
@@ -41,7 +41,7 @@ def test_the_synthetic_parts_are_deterministic_and_large_enough(tmp_path: Path) 
 
 def test_the_store_exports_per_series_with_fault_windows(tmp_path: Path) -> None:
     campaign = plan_campaign(["memleak", "diskfill", "kill"], seed=3)
-    with TelemetryStore(store_path(tmp_path)) as store:
+    with HistoryStore(history_path(tmp_path)) as store:
         record(store, campaign)
         faults = store.faults()
         series = export_corpus(store)
@@ -64,7 +64,7 @@ def test_model_export_corpus_then_benchmark(
 ) -> None:
     state = tmp_path / "state"
     campaign = plan_campaign(["memleak", "hang"], seed=1)
-    with TelemetryStore(store_path(state)) as store:
+    with HistoryStore(history_path(state)) as store:
         record(store, campaign, start=campaign.faults[0].start - 150)
     target = tmp_path / "corpus"
     with pytest.raises(SystemExit) as info:

@@ -13,14 +13,14 @@ from predict_support import BASE_RSS, MIB, NODES, node_facts
 from lepton_ops.detect.fleet import FLEET_THRESHOLD, node_alarms
 from lepton_ops.predict import current_risk
 from lepton_ops.remediate.run import node_states
-from lepton_ops.telemetry import NodeOutcome, TelemetryStore, store_path
+from lepton_ops.telemetry import HistoryStore, NodeOutcome, history_path
 
 WORKER = "lepton-worker"
 
 
 def record_quiet_then_jump(state_dir: Path, now: float, rows: int = 400) -> None:
     rng = np.random.default_rng(0)
-    with TelemetryStore(store_path(state_dir)) as store:
+    with HistoryStore(history_path(state_dir)) as store:
         for i in range(rows):
             at = now - 5.0 * (rows - i)
             outcomes = []
@@ -39,7 +39,7 @@ def record_quiet_then_jump(state_dir: Path, now: float, rows: int = 400) -> None
 def test_the_node_whose_memory_jumps_is_named_with_its_series(tmp_path: Path) -> None:
     now = time.time()
     record_quiet_then_jump(tmp_path, now)
-    with TelemetryStore(store_path(tmp_path)) as store:
+    with HistoryStore(history_path(tmp_path)) as store:
         alarms = node_alarms(store, now)
     assert sorted(alarms) == list(NODES)
     jumped = alarms["node3"]

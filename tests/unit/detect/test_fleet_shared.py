@@ -16,7 +16,7 @@ from predict_support import BASE_RSS, DATA_BASE, MIB, NODES, ROOT_SIZE, node_fac
 from lepton_ops.detect.detector import detect
 from lepton_ops.detect.fleet import FLEET_THRESHOLD, NodeAlarms, node_alarms
 from lepton_ops.predict import current_risk
-from lepton_ops.telemetry import NodeOutcome, TelemetryStore, store_path
+from lepton_ops.telemetry import HistoryStore, NodeOutcome, history_path
 
 ROWS = 600
 STEP_S = 5.0
@@ -41,7 +41,7 @@ def record_fleet(
     rng = np.random.default_rng(seed)
     sharing = nodes if shared_on is None else shared_on
     root = 0.33 * ROOT_SIZE
-    with TelemetryStore(store_path(state_dir)) as store:
+    with HistoryStore(history_path(state_dir)) as store:
         for row in range(ROWS):
             at = now - STEP_S * (ROWS - row)
             root += 20_000.0 + (50 * MIB if BUILD_ROW <= row < BUILD_ROW + 12 else 0.0)
@@ -72,7 +72,7 @@ def record_fleet(
 
 def alarms_since_warm_up(state_dir: Path, now: float) -> dict[str, NodeAlarms]:
     """Every node's alarms over the whole recording (one pass over every row)."""
-    with TelemetryStore(store_path(state_dir)) as store:
+    with HistoryStore(history_path(state_dir)) as store:
         return node_alarms(store, now, recent_s=STEP_S * ROWS)
 
 
@@ -84,7 +84,7 @@ def test_the_shared_disk_alarms_every_node_when_scored_alone(tmp_path: Path) -> 
     """The reproduction has teeth: each node's ``/`` series, scored on its own, alarms."""
     now = time.time()
     record_fleet(tmp_path, now)
-    with TelemetryStore(store_path(tmp_path)) as store:
+    with HistoryStore(history_path(tmp_path)) as store:
         roots = [
             s
             for s in store.series(metric="lepton_node_disk_free_bytes")

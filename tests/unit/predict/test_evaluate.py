@@ -24,7 +24,7 @@ from lepton_ops.predict.features import FEATURE_INDEX, FEATURE_NAMES
 from lepton_ops.predict.labels import FaultSpan
 from lepton_ops.predict.metrics import DAY_S, Target, score_alarms
 from lepton_ops.predict.model import TrainOptions
-from lepton_ops.telemetry import TelemetryStore, store_path
+from lepton_ops.telemetry import HistoryStore, history_path
 
 KINDS = [
     "memleak",
@@ -48,7 +48,7 @@ KINDS = [
 @pytest.fixture(scope="module")
 def campaign(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dataset]:
     state = tmp_path_factory.mktemp("campaign")
-    with TelemetryStore(store_path(state)) as store:
+    with HistoryStore(history_path(state)) as store:
         record(store, plan_campaign(KINDS, seed=7), seed=7)
         yield build_dataset(store, since=None, until=None, horizon_s=60.0, window_s=120.0)
 

@@ -32,18 +32,18 @@ from lepton_ops.predict.features import (
     fleet_excess,
 )
 from lepton_ops.predict.frames import NodeFrame, read_frames
-from lepton_ops.telemetry import NodeOutcome, TelemetryStore, store_path
+from lepton_ops.telemetry import HistoryStore, NodeOutcome, history_path
 
 WINDOW = 60.0
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[TelemetryStore]:
-    with TelemetryStore(store_path(tmp_path)) as opened:
+def store(tmp_path: Path) -> Iterator[HistoryStore]:
+    with HistoryStore(history_path(tmp_path)) as opened:
         yield opened
 
 
-def collect(store: TelemetryStore, ts: float, **per_node: dict[str, object]) -> None:
+def collect(store: HistoryStore, ts: float, **per_node: dict[str, object]) -> None:
     """One collection: each named node's facts (``node=None``: unreachable)."""
     outcomes = []
     for node, values in per_node.items():
@@ -55,7 +55,7 @@ def collect(store: TelemetryStore, ts: float, **per_node: dict[str, object]) -> 
 
 
 def features_at(
-    store: TelemetryStore, node: str, ts: float, window: float = WINDOW
+    store: HistoryStore, node: str, ts: float, window: float = WINDOW
 ) -> dict[str, float]:
     found = featurize(read_frames(store, None, None), window)[node]
     row = int(np.flatnonzero(found.ts == ts)[0])
@@ -118,7 +118,7 @@ def test_time_to_exhaustion_by_hand() -> None:
 # --------------------------------------------------------------------------- on a store
 
 
-def test_a_memory_leak_gives_its_slope_and_time_to_the_limit(store: TelemetryStore) -> None:
+def test_a_memory_leak_gives_its_slope_and_time_to_the_limit(store: HistoryStore) -> None:
     rate = 4 * MIB  # bytes per second
     base = 100 * MIB
     for step in range(13):
@@ -139,7 +139,7 @@ def test_a_memory_leak_gives_its_slope_and_time_to_the_limit(store: TelemetrySto
     assert f["disk_tte_s"] == TTE_CAP_S  # a flat disk: no exhaustion in sight
 
 
-def test_features_are_causal(store: TelemetryStore) -> None:
+def test_features_are_causal(store: HistoryStore) -> None:
     for step in range(10):
         ts = T0 + 5.0 * step
         collect(
@@ -170,7 +170,7 @@ def test_features_are_causal(store: TelemetryStore) -> None:
 
 
 def test_the_root_file_system_and_directories_on_it_are_not_the_nodes_own(
-    store: TelemetryStore,
+    store: HistoryStore,
 ) -> None:
     for step in range(6):
         collect(
@@ -186,7 +186,7 @@ def test_the_root_file_system_and_directories_on_it_are_not_the_nodes_own(
     assert f["disk_used_pct_max"] == pytest.approx(14 * MIB / DATA_SIZE * 100)
 
 
-def test_services_are_aggregated_worst_first(store: TelemetryStore) -> None:
+def test_services_are_aggregated_worst_first(store: HistoryStore) -> None:
     # node1 runs the aggregator and a worker: the worst of the two counts
     for step in range(6):
         collect(
@@ -205,7 +205,7 @@ def test_services_are_aggregated_worst_first(store: TelemetryStore) -> None:
     assert f["reachable_ratio_window"] == 1.0
 
 
-def test_an_unreachable_node_has_only_its_reachability(store: TelemetryStore) -> None:
+def test_an_unreachable_node_has_only_its_reachability(store: HistoryStore) -> None:
     for step in range(4):
         collect(store, T0 + 5.0 * step, node4=None if step >= 2 else {})
     f = features_at(store, "node4", T0 + 15.0)
@@ -216,7 +216,7 @@ def test_an_unreachable_node_has_only_its_reachability(store: TelemetryStore) ->
     assert frame.up().tolist() == [True, True, False, False]
 
 
-def test_host_numbers_count_only_against_the_fleet(store: TelemetryStore) -> None:
+def test_host_numbers_count_only_against_the_fleet(store: HistoryStore) -> None:
     # one machine: every node reads the same host memory, and one node leaks into it
     for step in range(8):
         host = 40.0 + 2.0 * step
@@ -249,7 +249,7 @@ def test_the_fleet_reference_uses_only_earlier_samples() -> None:
 
 def test_a_campaign_featurizes_in_seconds(tmp_path: Path) -> None:
     campaign = plan_campaign(["memleak", "diskfill", "kill", "hang"], seed=4, lead_in_s=600)
-    with TelemetryStore(store_path(tmp_path)) as store:
+    with HistoryStore(history_path(tmp_path)) as store:
         record(store, campaign, seed=4)
         started = time.perf_counter()
         features = featurize(read_frames(store, None, None), 120.0)

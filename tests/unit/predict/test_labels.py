@@ -19,7 +19,7 @@ from lepton_ops.predict.labels import (
     fault_spans,
     label_samples,
 )
-from lepton_ops.telemetry import NodeOutcome, TelemetryStore, store_path
+from lepton_ops.telemetry import HistoryStore, NodeOutcome, history_path
 from lepton_ops.telemetry.records import FaultRecord, IncidentRecord
 
 H = 60.0
@@ -167,7 +167,7 @@ def test_a_dataset_from_the_store_has_its_labels(tmp_path: Path) -> None:
     def facts(ts: float, healthy: bool = True) -> dict[str, Any]:
         return node_facts("node2", ts, healthy={"lepton-worker": healthy})
 
-    with TelemetryStore(store_path(tmp_path)) as store:
+    with HistoryStore(history_path(tmp_path)) as store:
         for step in range(60):
             ts = T0 + 5.0 * step
             store.record_collection(

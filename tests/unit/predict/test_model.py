@@ -36,7 +36,7 @@ from lepton_ops.predict.model_store import (
     sha256_of,
 )
 from lepton_ops.predict.predictor import current_risk, predict_fleet
-from lepton_ops.telemetry import TelemetryStore, store_path
+from lepton_ops.telemetry import HistoryStore, history_path
 
 KINDS = ["memleak", "diskfill", "kill", "memleak", "diskfill", "hang", "memleak", "diskfill"]
 
@@ -45,14 +45,14 @@ KINDS = ["memleak", "diskfill", "kill", "memleak", "diskfill", "hang", "memleak"
 def state(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A state dir whose store holds a simulated campaign."""
     directory = tmp_path_factory.mktemp("state")
-    with TelemetryStore(store_path(directory)) as store:
+    with HistoryStore(history_path(directory)) as store:
         record(store, plan_campaign(KINDS, seed=11), seed=11)
     return directory
 
 
 @pytest.fixture(scope="module")
 def dataset(state: Path) -> Iterator[Dataset]:
-    with TelemetryStore(store_path(state)) as store:
+    with HistoryStore(history_path(state)) as store:
         yield build_dataset(store, since=None, until=None, horizon_s=60.0, window_s=120.0)
 
 
@@ -112,7 +112,7 @@ def test_folds_must_each_train_on_both_classes() -> None:
 
 
 def test_without_failures_only_the_anomaly_detector_is_trained(tmp_path: Path) -> None:
-    with TelemetryStore(store_path(tmp_path)) as store:
+    with HistoryStore(history_path(tmp_path)) as store:
         record(store, plan_campaign(["cpuhog"], seed=2), seed=2)
         quiet = build_dataset(store, since=None, until=None, horizon_s=60.0, window_s=120.0)
     model = train(quiet, TrainOptions())
@@ -210,7 +210,7 @@ def test_predict_fleet_reports_every_node(
 ) -> None:
     leak = next(e for e in dataset.events if e.kind == "memleak")
     now = leak.failed_at - 25.0  # a leak is under way on one node
-    with TelemetryStore(store_path(state)) as store:
+    with HistoryStore(history_path(state)) as store:
         found = predict_fleet(store, predictor, now)
     assert [p.node for p in found] == list(NODES)
     by_node = {p.node: p for p in found}
@@ -241,7 +241,7 @@ def test_stale_telemetry_is_flagged_not_predicted(
     state: Path, dataset: Dataset, predictor: Predictor
 ) -> None:
     later = float(dataset.ts.max()) + 3600.0
-    with TelemetryStore(store_path(state)) as store:
+    with HistoryStore(history_path(state)) as store:
         found = predict_fleet(store, predictor, later)
     assert all(p.stale and p.probability is None and not p.at_risk for p in found)
     assert all(p.data_age_s is not None and p.data_age_s >= 3600.0 for p in found)

@@ -28,7 +28,7 @@ from lepton_ops.remediate.ladder import (
 )
 from lepton_ops.remediate.policy import NodeState, PastAction, PolicyConfig, decide
 from lepton_ops.remediate.run import remediate_once
-from lepton_ops.telemetry.store import TelemetryStore, store_path
+from lepton_ops.telemetry.history import HistoryStore, history_path
 
 ROOT = Path(__file__).resolve().parents[3]
 PLAYBOOK = ROOT / "ansible_collections" / "lepton" / "ops" / "playbooks" / "remediate.yml"
@@ -121,7 +121,7 @@ def test_a_registered_action_runs_its_playbook_task(
 def test_a_pass_verifies_and_audits_a_registered_action_as_its_spec_says(
     reboot: Action, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    with TelemetryStore(store_path(tmp_path)) as store:
+    with HistoryStore(history_path(tmp_path)) as store:
         for name in ("restart", "drain"):
             done = store.start_remediation("n1", name, trigger="t", reason="r", before={})
             store.finish_remediation(done, "unverified", after={}, detail="")
@@ -137,7 +137,7 @@ def test_a_pass_verifies_and_audits_a_registered_action_as_its_spec_says(
     config = PolicyConfig(cooldown_s=0, max_attempts=5)
     result = remediate_once(tmp_path, tmp_path / "inv.yml", config, verify_timeout_s=0)
     assert ran == ["reboot"] and lifted == ["n1"] and result.ok
-    with TelemetryStore(store_path(tmp_path)) as store:
+    with HistoryStore(history_path(tmp_path)) as store:
         last = store.remediations()[-1]
     assert (last.action, last.outcome) == ("reboot", "verified")
     assert [p.action for p in run_module.ladder_history([last])] == [reboot]

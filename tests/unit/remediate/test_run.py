@@ -17,7 +17,7 @@ from lepton_ops.remediate.actions import ActionOutcome
 from lepton_ops.remediate.ladder import Action
 from lepton_ops.remediate.policy import NodeState, PolicyConfig
 from lepton_ops.remediate.run import lock_path, remediate_once, uncordon
-from lepton_ops.telemetry.store import TelemetryStore, store_path
+from lepton_ops.telemetry.history import HistoryStore, history_path
 
 CONFIG = PolicyConfig(risk_threshold=0.5, cooldown_s=0, max_attempts=3, max_concurrent=1)
 
@@ -67,12 +67,12 @@ def digest(path: Path) -> str:
 
 
 def test_a_dry_run_plans_and_changes_nothing(tmp_path: Path, fleet: Fleet) -> None:
-    TelemetryStore(store_path(tmp_path)).close()
-    before = digest(store_path(tmp_path))
+    HistoryStore(history_path(tmp_path)).close()
+    before = digest(history_path(tmp_path))
     result = remediate_once(tmp_path, tmp_path / "inv.yml", CONFIG, dry_run=True)
     assert [(d.node, d.action) for d in result.plan.actions] == [("node2", Action.RESTART)]
     assert fleet.actions == [] and result.results == [] and fleet.drains == []
-    assert digest(store_path(tmp_path)) == before
+    assert digest(history_path(tmp_path)) == before
 
 
 def test_an_action_is_audited_with_evidence_and_verified(tmp_path: Path, fleet: Fleet) -> None:
@@ -85,7 +85,7 @@ def test_an_action_is_audited_with_evidence_and_verified(tmp_path: Path, fleet: 
     assert fleet.drains == [["node2", "node3"]] and result.drained == ["node2", "node3"]
     (done,) = result.results
     assert done.outcome == "verified" and result.ok
-    with TelemetryStore(store_path(tmp_path)) as store:
+    with HistoryStore(history_path(tmp_path)) as store:
         (record,) = store.remediations()
     assert (record.node, record.action, record.trigger, record.outcome) == (
         "node2", "restart", "schedule", "verified")  # fmt: skip
@@ -108,7 +108,7 @@ def test_a_node_that_keeps_failing_climbs_the_ladder_to_a_cordon(
             tmp_path, tmp_path / "inv.yml", CONFIG, verify_timeout_s=0, refresh=lambda n: None
         )
     assert [a for a, _ in fleet.actions] == ["restart", "drain", "reprovision", "cordon"]
-    with TelemetryStore(store_path(tmp_path)) as store:
+    with HistoryStore(history_path(tmp_path)) as store:
         outcomes = [r.outcome for r in store.remediations()]
     assert outcomes == ["unverified", "verified", "unverified", "cordoned"]
     # A person lifts the cordon: the ladder may act again (escalated, the window holds).
@@ -161,10 +161,10 @@ def test_concurrent_actions_stay_within_the_limit(
 
 
 def test_an_action_left_in_progress_by_a_dead_pass_is_closed(tmp_path: Path, fleet: Fleet) -> None:
-    with TelemetryStore(store_path(tmp_path)) as store:
+    with HistoryStore(history_path(tmp_path)) as store:
         store.start_remediation("node2", "restart", trigger="watch", reason="x", before={})
     result = remediate_once(tmp_path, tmp_path / "inv.yml", CONFIG)
     # It no longer blocks node2: the ladder goes on (a drain: it was the second attempt).
     assert [(d.node, d.action) for d in result.plan.actions] == [("node2", Action.DRAIN)]
-    with TelemetryStore(store_path(tmp_path)) as store:
+    with HistoryStore(history_path(tmp_path)) as store:
         assert store.remediations()[0].outcome == "abandoned"

@@ -179,10 +179,10 @@ def test_alarms_come_from_the_current_models_validation(
 def test_a_page_without_data_says_so(tmp_path: Path) -> None:
     from lepton_ops.report import build_report
     from lepton_ops.report.sources import PredictionSection
-    from lepton_ops.telemetry import TelemetryStore, store_path
+    from lepton_ops.telemetry import HistoryStore, history_path
 
     none = PredictionSection((), "no model trained yet", None, "no predictor data")
-    with TelemetryStore(store_path(tmp_path)) as store:
+    with HistoryStore(history_path(tmp_path)) as store:
         report = build_report(store, tmp_path, since=T0, until=T0 + 60, prediction=none)
     text = page(report)
     assert charts(text) == []

@@ -33,12 +33,12 @@ from lepton_ops.report.stability import (
     observed_spans,
     overlap,
 )
-from lepton_ops.telemetry import NodeOutcome, TelemetryStore, store_path
+from lepton_ops.telemetry import HistoryStore, NodeOutcome, history_path
 
 NO_PREDICTOR = PredictionSection((), "no model trained yet", None, "no predictor data")
 
 
-def report_of(store: TelemetryStore, state_dir: Path, **kwargs: float) -> Report:
+def report_of(store: HistoryStore, state_dir: Path, **kwargs: float) -> Report:
     window = {"since": T0, "until": T0 + HOUR, **kwargs}
     return build_report(store, state_dir, prediction=NO_PREDICTOR, **window)
 
@@ -226,7 +226,7 @@ def test_a_gap_inside_an_episode_separates_mttr_from_measured_downtime() -> None
 
 
 def test_the_window_bounds_what_counts(tmp_path: Path) -> None:
-    with TelemetryStore(store_path(tmp_path)) as store:
+    with HistoryStore(history_path(tmp_path)) as store:
         times = [T0 + PERIOD_S * i for i in range(11)]
         series(store, times, {"a": [UP, UNHEALTHY, UNHEALTHY, UP] + [UP] * 7})
         # the window opens inside the episode: it starts at the window's first failed
@@ -242,7 +242,7 @@ def test_the_window_bounds_what_counts(tmp_path: Path) -> None:
 
 
 def test_an_incident_without_telemetry_is_a_failure_without_observed_time(tmp_path: Path) -> None:
-    with TelemetryStore(store_path(tmp_path)) as store:
+    with HistoryStore(history_path(tmp_path)) as store:
         collect(store, T0, {"a": UP})
         store.record_collection(
             [NodeOutcome.unreachable("ghost", "no route", ts=T0 + 30)], finished_at=T0 + 30
@@ -256,7 +256,7 @@ def test_an_incident_without_telemetry_is_a_failure_without_observed_time(tmp_pa
 
 
 def test_an_empty_store_says_what_is_missing(tmp_path: Path) -> None:
-    with TelemetryStore(store_path(tmp_path)) as store:
+    with HistoryStore(history_path(tmp_path)) as store:
         report = report_of(store, tmp_path)
     assert report.nodes == () and report.fleet.failures == 0
     assert report.fleet.failure_rate.reason == "no observed time in the window"
@@ -267,7 +267,7 @@ def test_an_empty_store_says_what_is_missing(tmp_path: Path) -> None:
 
 
 def test_unreachable_and_unhealthy_samples_alone_make_episodes(tmp_path: Path) -> None:
-    with TelemetryStore(store_path(tmp_path)) as store:
+    with HistoryStore(history_path(tmp_path)) as store:
         times = [T0 + PERIOD_S * i for i in range(6)]
         series(store, times, {"a": [UP, UNREACHABLE, UNHEALTHY, UP, UNHEALTHY, UP]})
         (node,) = report_of(store, tmp_path).stability

@@ -16,7 +16,7 @@ from cli_support import one_error_line, run_cli
 from prometheus_client.parser import text_string_to_metric_families
 from telemetry_support import make_facts
 
-from lepton_ops.telemetry import NodeOutcome, TelemetryStore, store_path
+from lepton_ops.telemetry import HistoryStore, NodeOutcome, history_path
 
 NODES = ["node1", "node2", "node3", "node4", "node5"]
 CPU = "lepton_node_cpu_util_pct"
@@ -28,7 +28,7 @@ def state(tmp_path: Path) -> Path:
     in the second."""
     state_dir = tmp_path / "state"
     now = time.time()
-    with TelemetryStore(store_path(state_dir)) as store:
+    with HistoryStore(history_path(state_dir)) as store:
         for minutes_ago in (5, 2):
             ts = now - minutes_ago * 60
             outcomes = [
@@ -187,7 +187,7 @@ def test_collect_through_ansible_records_an_unreachable_host(tmp_path: Path) -> 
     warning = result.stderr.strip().splitlines()[-1]
     assert warning.startswith("lepton-ops: warning: 1 of 3 nodes unreachable: gone (")
 
-    with TelemetryStore(store_path(state)) as store:
+    with HistoryStore(history_path(state)) as store:
         assert [c.id for c in store.collections()] == [data["collection_id"]]
         assert store.latest(node="gone", metric="lepton_node_reachable")[0].value == 0.0
 
@@ -204,7 +204,7 @@ def test_collect_exits_1_with_one_line_when_no_node_answers(tmp_path: Path) -> N
     line = one_error_line(result)
     assert "no node answered" in line and "gone (unreachable: " in line
     assert json.loads(result.stdout)["unreachable"] == ["gone"]
-    with TelemetryStore(store_path(state)) as store:
+    with HistoryStore(history_path(state)) as store:
         [incident] = store.incidents()
         assert (incident.node, incident.kind) == ("gone", "unreachable")
 

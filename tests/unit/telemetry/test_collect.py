@@ -13,11 +13,11 @@ from telemetry_support import T0, make_facts
 from lepton_ops.errors import OperationFailed
 from lepton_ops.gateway import HostResult, PlaybookResult, PlaybookRun
 from lepton_ops.telemetry import (
+    HistoryStore,
     IncidentKind,
     NodeOutcome,
     NodeStatus,
-    TelemetryStore,
-    store_path,
+    history_path,
 )
 from lepton_ops.telemetry import collect as collect_module
 from lepton_ops.telemetry.collect import MAX_FORKS, collect, forks_for
@@ -121,8 +121,8 @@ def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., FakeGateway]
     yield install
 
 
-def stored(state: Path) -> TelemetryStore:
-    return TelemetryStore(store_path(state))
+def stored(state: Path) -> HistoryStore:
+    return HistoryStore(history_path(state))
 
 
 def test_every_node_is_stored_as_one_collection(

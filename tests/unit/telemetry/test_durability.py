@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 from telemetry_support import T0, make_facts
 
-from lepton_ops.telemetry import NodeOutcome, TelemetryStore, node_samples
+from lepton_ops.telemetry import HistoryStore, NodeOutcome, node_samples
 
 NODES = 300
 PER_NODE = len(node_samples("x", make_facts()))
@@ -40,9 +40,9 @@ CHILD = textwrap.dedent(
     sys.path.insert(0, sys.argv[1])
     from telemetry_support import T0, fleet
 
-    from lepton_ops.telemetry import TelemetryStore
+    from lepton_ops.telemetry import HistoryStore
 
-    store = TelemetryStore(sys.argv[2])
+    store = HistoryStore(sys.argv[2])
     store._db.execute("PRAGMA cache_size = 16")  # spill uncommitted pages into the WAL
     first, nodes = int(sys.argv[3]), int(sys.argv[4])
     for n in range(first, first + 100_000):
@@ -116,7 +116,7 @@ def test_sigkill_mid_collection_loses_nothing_committed(tmp_path: Path) -> None:
         db = sqlite3.connect(path)
         assert db.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
         db.close()
-        with TelemetryStore(path) as store:
+        with HistoryStore(path) as store:
             stored = {record.id: record for record in store.collections()}
             for n, collection_id in committed.items():
                 assert collection_id in stored, f"collection {n} was reported committed"

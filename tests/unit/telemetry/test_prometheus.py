@@ -16,7 +16,7 @@ import pytest
 from telemetry_pull_support import inventory_file, run_pull
 
 from lepton_ops.errors import BadInput, OperationFailed
-from lepton_ops.telemetry import TelemetryStore, store_path
+from lepton_ops.telemetry import HistoryStore, history_path
 from lepton_ops.telemetry.catalogue import SAMPLE_NAMES
 from lepton_ops.telemetry.prometheus_source import (
     InstanceMap,
@@ -174,7 +174,7 @@ def fleet_series(fake: FakePrometheus, *, node2_down_at: float | None = None) ->
     ]  # fmt: skip
 
 
-def source(fake: FakePrometheus, store: TelemetryStore, **kwargs: Any) -> PrometheusSource:
+def source(fake: FakePrometheus, store: HistoryStore, **kwargs: Any) -> PrometheusSource:
     return PrometheusSource(
         fake.url, TARGETS, store, step_s=STEP, clock=lambda: NOW, **{"window_s": 60.0, **kwargs}
     )
@@ -190,7 +190,7 @@ def test_the_query_names_every_sample_the_pulled_metrics_read() -> None:
 
 
 def test_the_window_is_aligned_to_the_step(prometheus: FakePrometheus, tmp_path: Path) -> None:
-    with TelemetryStore(tmp_path / "t.sqlite3") as store, source(prometheus, store) as src:
+    with HistoryStore(tmp_path / "t.sqlite3") as store, source(prometheus, store) as src:
         assert src.window() == (START, END)
         src.sample()
     (request,) = prometheus.requests
@@ -209,7 +209,7 @@ def test_series_are_mapped_to_the_inventory_and_stored(
     prometheus: FakePrometheus, tmp_path: Path
 ) -> None:
     fleet_series(prometheus)
-    with TelemetryStore(tmp_path / "t.sqlite3") as store:
+    with HistoryStore(tmp_path / "t.sqlite3") as store:
         with source(prometheus, store) as src:
             result = src.sample()
         series = {(s.node, s.metric, s.labels["service"]): s.points for s in store.series()}
@@ -252,7 +252,7 @@ def test_a_down_point_is_an_incident_once_and_reading_again_stores_nothing_twice
     prometheus: FakePrometheus, tmp_path: Path
 ) -> None:
     fleet_series(prometheus, node2_down_at=TIMES[3])  # the last two points
-    with TelemetryStore(tmp_path / "t.sqlite3") as store, source(prometheus, store) as src:
+    with HistoryStore(tmp_path / "t.sqlite3") as store, source(prometheus, store) as src:
         first = src.sample()
         second = src.sample()
         incidents = store.incidents()
@@ -327,7 +327,7 @@ def test_a_failing_server_is_one_operation_failed_line(
     prometheus: FakePrometheus, tmp_path: Path, status: int, body: bytes, message: str
 ) -> None:
     prometheus.answer = (status, body)
-    with TelemetryStore(tmp_path / "t.sqlite3") as store, source(prometheus, store) as src:
+    with HistoryStore(tmp_path / "t.sqlite3") as store, source(prometheus, store) as src:
         with pytest.raises(OperationFailed) as failed:
             src.sample()
         assert store.collections() == []
@@ -357,7 +357,7 @@ def test_bad_urls_are_bad_input(url: str) -> None:
 
 
 def test_a_window_of_too_many_points_is_bad_input(tmp_path: Path) -> None:
-    with TelemetryStore(tmp_path / "t.sqlite3") as store, pytest.raises(BadInput, match="11000"):
+    with HistoryStore(tmp_path / "t.sqlite3") as store, pytest.raises(BadInput, match="11000"):
         PrometheusSource("http://127.0.0.1:9", TARGETS, store, window_s=86_400 * 7, step_s=15)
 
 
@@ -388,7 +388,7 @@ def test_library_call_reads_the_inventory(
         ("node2", "lepton-worker", True),
         ("node3", "lepton-worker", None),
     ]
-    with TelemetryStore(store_path(tmp_path / "state")) as store:
+    with HistoryStore(history_path(tmp_path / "state")) as store:
         assert [c.source for c in store.collections()] == ["prometheus"]
 
 

@@ -33,7 +33,7 @@ from telemetry_pull_support import (
 
 from lepton_ops.errors import BadInput, OperationFailed
 from lepton_ops.inventory import load_fleet
-from lepton_ops.telemetry import CATALOGUE, MetricType, Scope, TelemetryStore, store_path
+from lepton_ops.telemetry import CATALOGUE, HistoryStore, MetricType, Scope, history_path
 from lepton_ops.telemetry.catalogue import PULLED, PULLED_METRICS
 from lepton_ops.telemetry.export import write_prometheus
 from lepton_ops.telemetry.exposition import parse_exposition, reduce_samples
@@ -208,8 +208,8 @@ class Fleet:
             aggregator="node1",
         )
 
-    def store(self) -> TelemetryStore:
-        return TelemetryStore(store_path(self.state))
+    def store(self) -> HistoryStore:
+        return HistoryStore(history_path(self.state))
 
     def close(self) -> None:
         if not self.aggregator.dead:
@@ -225,7 +225,7 @@ def fleet(
     made.close()
 
 
-def _latest(store: TelemetryStore) -> dict[tuple[str, str, str], float]:
+def _latest(store: HistoryStore) -> dict[tuple[str, str, str], float]:
     return {
         (row.node, row.metric, row.labels.get("service", "")): row.value for row in store.latest()
     }
@@ -313,7 +313,7 @@ def test_a_hung_service_costs_the_timeout_not_more(
         ServiceTarget("node2", "lepton-worker", "localhost", port_of(hung), "http"),
     ]
     try:
-        with TelemetryStore(tmp_path / "t.sqlite3") as store, Puller(
+        with HistoryStore(tmp_path / "t.sqlite3") as store, Puller(
             targets, TOKEN, store, timeout=0.5
         ) as puller:  # fmt: skip
             started = time.monotonic()
@@ -332,7 +332,7 @@ def test_a_refused_token_is_down_without_showing_the_token(
     worker = make_worker()
     target = ServiceTarget("node1", "lepton-worker", "127.0.0.1", port_of(worker), "http")
     wrong = "not-the-token-0123456789abcdef"
-    with TelemetryStore(tmp_path / "t.sqlite3") as store, Puller([target], wrong, store) as puller:
+    with HistoryStore(tmp_path / "t.sqlite3") as store, Puller([target], wrong, store) as puller:
         (reading,) = puller.sample().readings
     assert reading.up is False and reading.error is not None
     assert "401" in reading.error and wrong not in reading.error
@@ -356,7 +356,7 @@ def test_the_token_is_sent_but_never_logged_printed_or_stored(
     shown += [cli_json.stdout, cli_json.stderr]
     for text in shown:
         assert TOKEN not in text
-    stored = b"".join(path.read_bytes() for path in store_path(fleet.state).parent.iterdir())
+    stored = b"".join(path.read_bytes() for path in history_path(fleet.state).parent.iterdir())
     assert TOKEN.encode() not in stored
 
 

@@ -1,4 +1,4 @@
-"""``lepton_ops.telemetry.store``: recording collections (unreachable and malformed nodes
+"""``lepton_ops.telemetry.history``: recording collections (unreachable and malformed nodes
 included), queries by node and window, incidents, prune, exports, the schema version and
 its migrations, and use from several threads and connections."""
 
@@ -20,16 +20,16 @@ from telemetry_support import T0, fleet, make_facts
 from lepton_ops.errors import BadInput, OperationFailed
 from lepton_ops.telemetry import (
     METRICS,
+    HistoryStore,
     IncidentKind,
     NodeOutcome,
     NodeStatus,
-    TelemetryStore,
+    history_path,
     node_samples,
-    store_path,
-    store_schema,
 )
 from lepton_ops.telemetry.export import CSV_HEADER
 from lepton_ops.telemetry.facts import Sample
+from lepton_ops.telemetry.history import schema as store_schema
 
 CPU = "lepton_node_cpu_util_pct"
 DISK = "lepton_node_disk_used_pct"
@@ -38,12 +38,12 @@ PER_NODE = len(node_samples("x", make_facts()))
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[TelemetryStore]:
-    with TelemetryStore(store_path(tmp_path)) as opened:
+def store(tmp_path: Path) -> Iterator[HistoryStore]:
+    with HistoryStore(history_path(tmp_path)) as opened:
         yield opened
 
 
-def record_minutes(store: TelemetryStore, minutes: int, nodes: int = 3) -> None:
+def record_minutes(store: HistoryStore, minutes: int, nodes: int = 3) -> None:
     for minute in range(minutes):
         store.record_collection(fleet(nodes, T0 + 60 * minute, index=minute), "ansible")
 
@@ -52,8 +52,8 @@ def record_minutes(store: TelemetryStore, minutes: int, nodes: int = 3) -> None:
 
 
 def test_a_new_store_is_wal_at_the_current_schema_version(tmp_path: Path) -> None:
-    path = store_path(tmp_path)
-    with TelemetryStore(path) as store:
+    path = history_path(tmp_path)
+    with HistoryStore(path) as store:
         assert store.schema_version == store_schema.SCHEMA_VERSION == 4
     assert path == tmp_path / "telemetry" / "telemetry.sqlite3" and path.is_file()
     db = sqlite3.connect(path)
@@ -63,23 +63,23 @@ def test_a_new_store_is_wal_at_the_current_schema_version(tmp_path: Path) -> Non
 
 
 def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
-    path = store_path(tmp_path)
-    TelemetryStore(path).close()
+    path = history_path(tmp_path)
+    HistoryStore(path).close()
     with sqlite3.connect(path) as db:
         db.execute("PRAGMA user_version = 9")
     with pytest.raises(OperationFailed, match=r"schema version 9; this lepton-ops knows up to 4"):
-        TelemetryStore(path)
+        HistoryStore(path)
 
 
 def test_an_older_schema_is_migrated_on_open_keeping_its_data(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    path = store_path(tmp_path)
-    with TelemetryStore(path) as store:
+    path = history_path(tmp_path)
+    with HistoryStore(path) as store:
         record_minutes(store, 2)
     step = "ALTER TABLE collections ADD COLUMN note TEXT; CREATE INDEX by_labels ON series (labels)"
     monkeypatch.setattr(store_schema, "MIGRATIONS", (*store_schema.MIGRATIONS, step))
-    with TelemetryStore(path) as store:
+    with HistoryStore(path) as store:
         assert store.schema_version == 5
         assert len(store.collections()) == 2
         assert len(store.series(node="node001")) == PER_NODE
@@ -91,15 +91,15 @@ def test_an_older_schema_is_migrated_on_open_keeping_its_data(
 def test_a_failed_migration_changes_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    path = store_path(tmp_path)
-    with TelemetryStore(path) as store:
+    path = history_path(tmp_path)
+    with HistoryStore(path) as store:
         record_minutes(store, 1)
     step = "ALTER TABLE collections ADD COLUMN note TEXT; CREATE TABLE series (x)"
     monkeypatch.setattr(store_schema, "MIGRATIONS", (*store_schema.MIGRATIONS, step))
     with pytest.raises(OperationFailed, match="migrating schema version 4 to 5 failed"):
-        TelemetryStore(path)
+        HistoryStore(path)
     monkeypatch.undo()
-    with TelemetryStore(path) as store:
+    with HistoryStore(path) as store:
         assert store.schema_version == 4
         assert len(store.collections()) == 1
     db = sqlite3.connect(path)
@@ -109,13 +109,13 @@ def test_a_failed_migration_changes_nothing(
 def test_a_version_1_store_gains_the_faults_table_keeping_its_samples(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    path = store_path(tmp_path)
+    path = history_path(tmp_path)
     monkeypatch.setattr(store_schema, "MIGRATIONS", store_schema.MIGRATIONS[:1])
-    with TelemetryStore(path) as store:
+    with HistoryStore(path) as store:
         record_minutes(store, 2)
         assert store.schema_version == 1
     monkeypatch.undo()
-    with TelemetryStore(path) as store:
+    with HistoryStore(path) as store:
         assert store.schema_version == 4
         assert len(store.collections()) == 2
         assert store.faults() == []
@@ -123,7 +123,7 @@ def test_a_version_1_store_gains_the_faults_table_keeping_its_samples(
 
 
 def test_a_remediation_is_audited_from_start_to_outcome(tmp_path: Path) -> None:
-    with TelemetryStore(store_path(tmp_path)) as store:
+    with HistoryStore(history_path(tmp_path)) as store:
         first = store.start_remediation(
             "node2", "restart", trigger="cli:root", reason="risk 0.91",
             before={"probability": 0.91}, started_at=T0,
@@ -145,7 +145,7 @@ def test_a_remediation_is_audited_from_start_to_outcome(tmp_path: Path) -> None:
 
 
 def test_a_fault_is_recorded_from_start_through_failure_to_end(tmp_path: Path) -> None:
-    with TelemetryStore(store_path(tmp_path)) as store:
+    with HistoryStore(history_path(tmp_path)) as store:
         first = store.start_fault("node2", "memleak", {"rate_bytes_s": 4096}, started_at=T0)
         other = store.start_fault("node3", "kill", {}, started_at=T0 + 5, campaign="c1")
         assert store.mark_fault_failed(first, T0 + 70, "memory limit hit")
@@ -170,13 +170,13 @@ def test_a_file_that_is_not_a_database(tmp_path: Path) -> None:
     path = tmp_path / "t.sqlite3"
     path.write_bytes(b"not a database, just some bytes " * 100)
     with pytest.raises(OperationFailed, match=r"telemetry store .* is not usable"):
-        TelemetryStore(path)
+        HistoryStore(path)
 
 
 # --------------------------------------------------------------------------- recording
 
 
-def test_an_unreachable_node_never_stops_the_others(store: TelemetryStore) -> None:
+def test_an_unreachable_node_never_stops_the_others(store: HistoryStore) -> None:
     broken = make_facts("node3", T0)
     broken["memory"] = "8G"
     outcomes = [
@@ -212,7 +212,7 @@ def test_an_unreachable_node_never_stops_the_others(store: TelemetryStore) -> No
     assert {i.collection_id for i in incidents.values()} == {record.id}
 
 
-def test_a_point_already_stored_is_kept(store: TelemetryStore) -> None:
+def test_a_point_already_stored_is_kept(store: HistoryStore) -> None:
     store.record_collection([NodeOutcome.from_facts("n", make_facts("n", T0, cpu=10.0))])
     again = store.record_collection([NodeOutcome.from_facts("n", make_facts("n", T0, cpu=99.0))])
     assert again.samples == 0
@@ -222,7 +222,7 @@ def test_a_point_already_stored_is_kept(store: TelemetryStore) -> None:
     assert latest.value == 10.0
 
 
-def test_one_outcome_per_node_and_known_sources(store: TelemetryStore) -> None:
+def test_one_outcome_per_node_and_known_sources(store: HistoryStore) -> None:
     twice = [NodeOutcome.unreachable("a", "x", ts=T0), NodeOutcome.unreachable("a", "y", ts=T0)]
     with pytest.raises(BadInput, match="one outcome per node; twice: a"):
         store.record_collection(twice)
@@ -232,7 +232,7 @@ def test_one_outcome_per_node_and_known_sources(store: TelemetryStore) -> None:
     assert store.record_collection(fleet(1, T0), "prometheus").source == "prometheus"
 
 
-def test_a_failed_collection_stores_nothing_and_the_next_one_works(store: TelemetryStore) -> None:
+def test_a_failed_collection_stores_nothing_and_the_next_one_works(store: HistoryStore) -> None:
     store.record_collection(fleet(2, T0))
     # Facts that bypassed the check: NaN reaches SQLite as NULL and the insert fails.
     bad_facts = make_facts("node009", T0 + 60, cpu=math.nan)
@@ -247,7 +247,7 @@ def test_a_failed_collection_stores_nothing_and_the_next_one_works(store: Teleme
     assert store.nodes() == ["node000", "node001", "node002"]
 
 
-def test_collection_times_default_to_the_outcomes_and_now(store: TelemetryStore) -> None:
+def test_collection_times_default_to_the_outcomes_and_now(store: HistoryStore) -> None:
     record = store.record_collection(fleet(2, T0))
     assert record.started_at == T0 and record.finished_at > T0
     empty = store.record_collection([], "pull")
@@ -258,7 +258,7 @@ def test_collection_times_default_to_the_outcomes_and_now(store: TelemetryStore)
 # --------------------------------------------------------------------------- queries
 
 
-def test_series_by_node_metric_and_window(store: TelemetryStore) -> None:
+def test_series_by_node_metric_and_window(store: HistoryStore) -> None:
     record_minutes(store, 10)
     window = store.series(node="node001", since=T0 + 120, until=T0 + 300)
     assert len(window) == PER_NODE
@@ -287,20 +287,18 @@ def test_series_by_node_metric_and_window(store: TelemetryStore) -> None:
     assert store.series(metric="lepton_no_such_metric") == []
 
 
-def test_series_are_ordered_by_node_metric_labels(store: TelemetryStore) -> None:
+def test_series_are_ordered_by_node_metric_labels(store: HistoryStore) -> None:
     record_minutes(store, 1)
     keys = [(s.node, s.metric, json.dumps(s.labels, sort_keys=True)) for s in store.series()]
     assert keys == sorted(keys)
 
 
-def test_a_node_window_is_one_range_of_the_samples_key(
-    store: TelemetryStore, tmp_path: Path
-) -> None:
-    from lepton_ops.telemetry import store as module
+def test_a_node_window_is_one_range_of_the_samples_key(store: HistoryStore, tmp_path: Path) -> None:
+    from lepton_ops.telemetry.history import samples as module
 
     record_minutes(store, 2)
     plan = (
-        sqlite3.connect(store_path(tmp_path))
+        sqlite3.connect(history_path(tmp_path))
         .execute(
             f"EXPLAIN QUERY PLAN {module._SELECT_POINTS} ORDER BY ts, series_id", (1, T0, T0 + 60)
         )
@@ -311,7 +309,7 @@ def test_a_node_window_is_one_range_of_the_samples_key(
     assert "TEMP B-TREE" not in details and "SCAN" not in details
 
 
-def test_latest_and_metrics(store: TelemetryStore) -> None:
+def test_latest_and_metrics(store: HistoryStore) -> None:
     record_minutes(store, 3, nodes=2)
     store.record_collection(
         [
@@ -333,7 +331,7 @@ def test_latest_and_metrics(store: TelemetryStore) -> None:
     assert store.metrics("nobody") == []
 
 
-def test_incident_filters(store: TelemetryStore) -> None:
+def test_incident_filters(store: HistoryStore) -> None:
     for minute in range(4):
         store.record_collection(
             [
@@ -354,7 +352,7 @@ def test_incident_filters(store: TelemetryStore) -> None:
 
 
 def test_prune_removes_old_points_empty_series_nodes_incidents_collections(
-    store: TelemetryStore,
+    store: HistoryStore,
 ) -> None:
     for minute in range(10):
         outcomes = fleet(2, T0 + 60 * minute, index=minute)
@@ -385,7 +383,7 @@ def test_prune_removes_old_points_empty_series_nodes_incidents_collections(
     assert len(store.series(node="old")) == PER_NODE
 
 
-def test_prune_needs_an_age(store: TelemetryStore) -> None:
+def test_prune_needs_an_age(store: HistoryStore) -> None:
     for age in (0, -1, float("nan")):
         with pytest.raises(BadInput, match="more than 0 seconds"):
             store.prune(age)
@@ -396,7 +394,7 @@ def test_prune_needs_an_age(store: TelemetryStore) -> None:
 # --------------------------------------------------------------------------- exports
 
 
-def test_export_csv(store: TelemetryStore) -> None:
+def test_export_csv(store: HistoryStore) -> None:
     record_minutes(store, 3, nodes=2)
     out = io.StringIO()
     assert store.export_csv(out) == 3 * 2 * PER_NODE
@@ -418,7 +416,7 @@ def test_export_csv(store: TelemetryStore) -> None:
 
 
 def test_export_prometheus_parses_with_help_type_labels_and_ms_timestamps(
-    store: TelemetryStore,
+    store: HistoryStore,
 ) -> None:
     record_minutes(store, 2)
     odd = make_facts('node-"q"', T0 + 90, disks=('C:\\data "x"',))
@@ -451,11 +449,11 @@ def test_export_prometheus_parses_with_help_type_labels_and_ms_timestamps(
 
 
 def test_export_prometheus_of_an_unknown_metric_is_untyped(
-    store: TelemetryStore, tmp_path: Path
+    store: HistoryStore, tmp_path: Path
 ) -> None:
     outcome = NodeOutcome.unreachable("a", "down", ts=T0)
     store.record_collection([outcome])
-    with sqlite3.connect(store_path(tmp_path)) as db:
+    with sqlite3.connect(history_path(tmp_path)) as db:
         db.execute("UPDATE series SET metric = 'lepton_legacy_metric'")
     out = io.StringIO()
     store.export_prometheus(out)
@@ -466,7 +464,7 @@ def test_export_prometheus_of_an_unknown_metric_is_untyped(
 # --------------------------------------------------------------------------- concurrency
 
 
-def test_threads_share_one_store(store: TelemetryStore) -> None:
+def test_threads_share_one_store(store: HistoryStore) -> None:
     errors: list[BaseException] = []
 
     def work(worker: int) -> None:
@@ -491,8 +489,8 @@ def test_threads_share_one_store(store: TelemetryStore) -> None:
 
 
 def test_two_connections_writing_and_pruning(tmp_path: Path) -> None:
-    path = store_path(tmp_path)
-    with TelemetryStore(path) as one, TelemetryStore(path) as two:
+    path = history_path(tmp_path)
+    with HistoryStore(path) as one, HistoryStore(path) as two:
         one.record_collection(fleet(2, T0))
         # Another connection removes every series; one's cached ids must not be reused.
         two.prune(10, now=T0 + 3600)
@@ -507,7 +505,7 @@ def test_two_connections_writing_and_pruning(tmp_path: Path) -> None:
         assert sqlite3.connect(path).execute("PRAGMA integrity_check").fetchone() == ("ok",)
 
 
-def test_samples_with_labels_in_any_order_are_one_series(store: TelemetryStore) -> None:
+def test_samples_with_labels_in_any_order_are_one_series(store: HistoryStore) -> None:
     class Fixed(NodeOutcome):
         def samples(self) -> list[Sample]:
             labels = (("target", "a"), ("role", "peer"))

@@ -24,7 +24,8 @@ from lepton_ops.jobs import client as jobs
 from lepton_ops.jobs import run
 from lepton_ops.jobs.history import JobHistory, job_run_record, predicted_makespan
 from lepton_ops.jobs.planner import make_plan
-from lepton_ops.telemetry import TelemetryStore, store_path, store_schema
+from lepton_ops.telemetry import HistoryStore, history_path
+from lepton_ops.telemetry.history import schema as store_schema
 from lepton_ops.telemetry.records import JobRunNode, JobRunRecord
 
 
@@ -109,7 +110,7 @@ def test_without_a_plan_nothing_is_predicted() -> None:
 
 
 def test_jobs_are_stored_once_per_id_and_read_back_by_time(tmp_path: Path) -> None:
-    with TelemetryStore(store_path(tmp_path)) as store:
+    with HistoryStore(history_path(tmp_path)) as store:
         assert store.schema_version == store_schema.SCHEMA_VERSION
         store.record_job(record("j1", T0 + 10))
         store.record_job(record("j2", T0 + 20))
@@ -125,14 +126,14 @@ def test_jobs_are_stored_once_per_id_and_read_back_by_time(tmp_path: Path) -> No
 def test_a_version_2_store_gains_the_jobs_table_keeping_its_data(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    path = store_path(tmp_path)
+    path = history_path(tmp_path)
     monkeypatch.setattr(store_schema, "MIGRATIONS", store_schema.MIGRATIONS[:2])
-    with TelemetryStore(path) as store:
+    with HistoryStore(path) as store:
         collect(store, T0, {"a": UP})
         fault = store.start_fault("a", "kill", {"signal": 9}, started_at=T0)
         assert store.schema_version == 2 and not store.has_table("jobs")
     monkeypatch.undo()
-    with TelemetryStore(path) as store:
+    with HistoryStore(path) as store:
         assert store.schema_version == store_schema.SCHEMA_VERSION
         assert len(store.collections()) == 1 and store.nodes() == ["a"]
         assert [(f.id, f.params) for f in store.faults()] == [(fault, {"signal": 9})]
@@ -142,15 +143,15 @@ def test_a_version_2_store_gains_the_jobs_table_keeping_its_data(
 
 
 def test_tables_of_later_versions_are_read_by_name(tmp_path: Path) -> None:
-    path = store_path(tmp_path)
-    with TelemetryStore(path) as store:
+    path = history_path(tmp_path)
+    with HistoryStore(path) as store:
         assert not store.has_table("later_things") and store.table_rows("later_things") == []
     with sqlite3.connect(path) as db:
         db.execute("CREATE TABLE later_things (id INTEGER PRIMARY KEY, node TEXT, started_at REAL)")
         db.executemany(
             "INSERT INTO later_things (node, started_at) VALUES (?, ?)", [("a", 20.0), ("b", 10.0)]
         )
-    with TelemetryStore(path) as store:
+    with HistoryStore(path) as store:
         assert store.has_table("later_things")
         rows = store.table_rows("later_things", order_by="started_at", since=15.0)
         assert rows == [{"id": 1, "node": "a", "started_at": 20.0}]
@@ -179,7 +180,7 @@ class FakeClient:
 
 
 def stored(state_dir: Path) -> list[JobRunRecord]:
-    with TelemetryStore(store_path(state_dir)) as store:
+    with HistoryStore(history_path(state_dir)) as store:
         return store.jobs()
 
 
@@ -237,7 +238,7 @@ def test_a_store_error_is_one_warning_not_a_failed_job(
 
 def test_a_running_job_is_not_recorded(tmp_path: Path) -> None:
     assert JobHistory(tmp_path).record(status(status="running")) is None
-    assert not store_path(tmp_path).exists()
+    assert not history_path(tmp_path).exists()
 
 
 def test_the_clients_of_both_paths_carry_a_history(
