@@ -7,8 +7,6 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import platformdirs
-
 STATE_DIR_ENV = "LEPTON_OPS_STATE_DIR"
 
 
@@ -17,6 +15,10 @@ def default_state_dir() -> Path:
     override = os.environ.get(STATE_DIR_ENV)
     if override:
         return Path(override).expanduser().resolve()
+    # Imported here: the nodes' services import this module (for StateLayout) and have no
+    # platformdirs (a controller-only dependency).
+    import platformdirs
+
     return Path(platformdirs.user_state_dir("lepton-ops", appauthor=False))
 
 
