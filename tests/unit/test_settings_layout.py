@@ -8,7 +8,9 @@ from pathlib import Path
 from lepton_ops.settings import Settings, StateLayout
 
 LIBRARY = Path(__file__).resolve().parents[2] / "lepton_ops"
-JOIN = re.compile(r"state_dir\)? / ['\"]")
+# ``state_dir / "x"`` or ``Path(state_dir) / "x"``; a file inside a directory the layout
+# names (``secrets_dir(state_dir) / "service-token"``) is its owner's to name.
+JOIN = re.compile(r"(?<![\w(])state_dir / ['\"]|Path\(state_dir\) / ['\"]")
 
 
 def test_every_path_is_inside_the_state_dir_and_distinct(tmp_path: Path) -> None:
