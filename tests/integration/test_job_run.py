@@ -87,7 +87,9 @@ def test_mean_job_survives_two_killed_workers(deployed: Deployed, expected: dict
     try:
         # Submitted through the library (no CLI start-up between submitting and killing),
         # in shards of one task so the job is still running when the workers die.
-        with AggregatorClient(aggregator_url(lab.inventory), deployed.token) as client:
+        with AggregatorClient(
+            aggregator_url(lab.inventory), deployed.token, verify=deployed.tls
+        ) as client:
             job_id = client.submit("mean", {"task_size": 1000, "seed": 7}, 1000, "weighted", 1)
             for name in KILLED:
                 kill_worker(lab, name)
@@ -126,7 +128,9 @@ def test_a_stopped_worker_is_lost_by_its_health_checks(
     lab = deployed.lab
     stopped = "node2"
     try:
-        with AggregatorClient(aggregator_url(lab.inventory), deployed.token) as client:
+        with AggregatorClient(
+            aggregator_url(lab.inventory), deployed.token, verify=deployed.tls
+        ) as client:
             job_id = client.submit("mean", {"task_size": 1000, "seed": 7}, 1000, "equal", 1)
             stop_worker(lab, stopped, signal.SIGSTOP)
         data = job(lab, "watch", job_id, "--json")
@@ -230,7 +234,9 @@ def test_job_run_prints_the_exact_result_after_the_aggregator_is_killed(
         text=True,
     )
     try:
-        with AggregatorClient(aggregator_url(lab.inventory), deployed.token) as client:
+        with AggregatorClient(
+            aggregator_url(lab.inventory), deployed.token, verify=deployed.tls
+        ) as client:
             deadline = time.monotonic() + 60
             job_id = None
             while job_id is None and time.monotonic() < deadline:

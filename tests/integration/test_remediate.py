@@ -189,7 +189,9 @@ def test_a_job_loses_nothing_to_a_predicted_failure(
         return states, {n: {"probability": r, "horizon_s": 60.0} for n, r in risk.items()}, True
 
     monkeypatch.setattr(run_module, "node_states", node3_at_risk)
-    with AggregatorClient(aggregator_url(lab.inventory), ssh_deployed.token) as client:
+    with AggregatorClient(
+        aggregator_url(lab.inventory), ssh_deployed.token, verify=ssh_deployed.tls
+    ) as client:
         job_id = client.submit("mean", {"task_size": size, "seed": 11}, tasks, "weighted", 1)
         time.sleep(0.5)
         predicted_at = time.time()
