@@ -29,6 +29,7 @@ LOCK_TIMEOUT_S = 30.0
 
 
 CLAIMS_DIR_ENV = "LEPTON_OPS_LAB_CLAIMS_DIR"
+MACHINE_CLAIMS_DIR = Path("/run/lepton-ops/labs")
 
 
 def claims_dir() -> Path:
@@ -40,7 +41,7 @@ def claims_dir() -> Path:
     if override:
         return Path(override)
     if os.geteuid() == 0:
-        return Path("/run/lepton-ops/labs")
+        return MACHINE_CLAIMS_DIR
     runtime = os.environ.get("XDG_RUNTIME_DIR")
     base = Path(runtime) if runtime else Path(tempfile.gettempdir()) / f"lepton-ops-{os.getuid()}"
     return base / "labs"
@@ -61,11 +62,27 @@ def named_addresses(hosts_file: Path = HOSTS_FILE) -> dict[str, str]:
 
 
 class AddressClaims:
-    """The claims directory of this machine (``directory`` for tests)."""
+    """The claims directory of this machine (``directory`` for tests).
 
-    def __init__(self, directory: Path | None = None, hosts_file: Path = HOSTS_FILE) -> None:
+    A user's labs claim in their own directory but also respect ``respected``: by
+    default root's machine-wide claims, since every lab shares 127.0.1.0/24.
+    """
+
+    def __init__(
+        self,
+        directory: Path | None = None,
+        hosts_file: Path = HOSTS_FILE,
+        *,
+        respected: tuple[Path, ...] | None = None,
+    ) -> None:
         self.directory = directory or claims_dir()
         self.hosts_file = hosts_file
+        if respected is None:
+            # Only the default per-user directory; an explicit one (tests) stands alone.
+            own_default = directory is None and not os.environ.get(CLAIMS_DIR_ENV)
+            machine_wide = own_default and self.directory != MACHINE_CLAIMS_DIR
+            respected = (MACHINE_CLAIMS_DIR,) if machine_wide else ()
+        self.respected = respected
 
     def _path(self, first_address: str) -> Path:
         return self.directory / f"{first_address}.json"
@@ -75,21 +92,13 @@ class AddressClaims:
         return FileLock(str(self.directory / ".lock"), timeout=LOCK_TIMEOUT_S)
 
     def holder(self, first_address: str) -> Path | None:
-        """The state dir of the live lab holding the block, None when it is free."""
-        try:
-            claim = json.loads(self._path(first_address).read_text(encoding="utf-8"))
-            state_dir = Path(claim["state_dir"])
-        except (OSError, ValueError, KeyError, TypeError):
-            return None
-        if claim.get("boot_id") != boot_id():
-            return None
-        try:
-            record = read_record(LabLayout(state_dir).record)
-        except OperationFailed:
-            return state_dir  # damaged but there: do not take its addresses
-        if record is None or record.first_address != first_address:
-            return None
-        return state_dir
+        """The state dir of the live lab holding the block (here, or in a respected
+        directory), None when it is free."""
+        for directory in (self.directory, *self.respected):
+            held = _holder(directory / f"{first_address}.json", first_address)
+            if held is not None:
+                return held
+        return None
 
     def named(self, first_address: str) -> list[str]:
         """The block's addresses that /etc/hosts names, as ``address (names)``."""
@@ -154,3 +163,21 @@ class AddressClaims:
                 f"{', '.join(named)} is named in {self.hosts_file}: a lab node there would cut "
                 f"that name off when partitioned; give another --first-address (e.g. 127.0.1.11)"
             )
+
+
+def _holder(claim_file: Path, first_address: str) -> Path | None:
+    try:
+        claim = json.loads(claim_file.read_text(encoding="utf-8"))
+        state_dir = Path(claim["state_dir"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if claim.get("boot_id") != boot_id():
+        return None
+    try:
+        record = read_record(LabLayout(state_dir).record)
+    except (OperationFailed, OSError):
+        # damaged, or another user's that this one may not read: do not take its addresses
+        return state_dir
+    if record is None or record.first_address != first_address:
+        return None
+    return state_dir

@@ -82,3 +82,20 @@ def test_a_claim_of_a_lab_that_is_gone_does_not_hold_its_block(tmp_path: Path, h
     lab.up(LabMode.LOCAL)
     assert lab.nodes[0].address == "127.0.1.1"
     lab.down()
+
+
+def test_a_users_lab_respects_a_block_roots_lab_holds(tmp_path: Path, hosts: Path) -> None:
+    """Every lab shares 127.0.1.0/24: a user's lab skips what a root lab claimed
+    machine-wide, and is refused it when asking for it."""
+    machine_wide = tmp_path / "machine-wide"
+    root_lab = Lab(tmp_path / "root", claims=AddressClaims(machine_wide, hosts_file=hosts))
+    root_lab.up(LabMode.LOCAL)
+    mine = AddressClaims(tmp_path / "mine", hosts_file=hosts, respected=(machine_wide,))
+    lab = Lab(tmp_path / "user", claims=mine)
+    lab.up(LabMode.LOCAL)
+    assert root_lab.nodes[0].address == "127.0.1.1"
+    assert lab.nodes[0].address == "127.0.1.11"
+    with pytest.raises(BadInput, match="used by the lab in"):
+        Lab(tmp_path / "other", claims=mine, first_address="127.0.1.1").up(LabMode.LOCAL)
+    lab.down()
+    root_lab.down()
