@@ -129,12 +129,22 @@ def disk_paths(paths):
 
 
 def read_disks(facts, paths):
+    """Each path's file system usage, read once per file system (device).
+
+    Paths on one file system (a data dir on the root file system, as in a one-machine
+    lab) report the very same numbers: the controller recognises them as not a disk of
+    their own by that equality, which two readings a moment apart would break.
+    """
+    by_device = {}
     for path in disk_paths(paths):
         entry = {'path': path, 'exists': os.path.exists(path), 'used_pct': None,
                  'free_bytes': None, 'inodes_used_pct': None}
         if entry['exists']:
             try:
-                entry.update(proc_stats.disk_usage(path))
+                device = os.stat(path).st_dev
+                if device not in by_device:
+                    by_device[device] = proc_stats.disk_usage(path)
+                entry.update(by_device[device])
             except OSError as error:
                 facts['errors'].add('disk %s' % path, 'cannot read its usage: %s' % describe(error))
         facts['disks'].append(entry)

@@ -197,6 +197,23 @@ def test_disks_put_root_first_and_report_missing_paths(node, tmp_path):
     assert facts['errors'] == []  # a path that is not there yet is a fact, not an error
 
 
+def test_paths_on_one_file_system_are_read_once_and_report_the_same(node, tmp_path):
+    """A data dir on the root file system reports exactly what / reports: the controller
+    tells it is not a disk of its own by that equality."""
+    first, second = tmp_path / 'data', tmp_path / 'etc'
+    first.mkdir()
+    second.mkdir()
+    real = proc_stats.disk_usage
+    with mock.patch.object(proc_stats, 'disk_usage', side_effect=real) as usage:
+        facts = facts_of(run_module(telemetry_module.main, {
+            'sample_interval': 0, 'paths': [str(first), str(second)]}))
+    devices = {os.stat(path).st_dev for path in ('/', str(first), str(second))}
+    assert usage.call_count == len(devices)
+    _, data, etc = facts['disks']
+    numbers = ('used_pct', 'free_bytes', 'inodes_used_pct')
+    assert [data[key] for key in numbers] == [etc[key] for key in numbers]
+
+
 def test_default_paths(node):
     facts = facts_of(run_module(telemetry_module.main, {'sample_interval': 0}))
     assert [disk['path'] for disk in facts['disks']] == [
