@@ -130,6 +130,7 @@ def predict_command(
             ]
             + [_alarm_text(alarm) for alarm in p.anomaly_series]
             + [_fleet_wide_text(alarm) for alarm in p.fleet_wide_series]
+            + [_far_from_limit_text(alarm) for alarm in p.far_from_limit_series]
         )
         table.add_row(
             p.node,
@@ -153,6 +154,10 @@ def _fleet_wide_text(alarm: SeriesAlarm) -> str:
         f"fleet-wide, not this node's: {alarm.series} {alarm.value:.4g} "
         f"(alarm {alarm.score:.2f}, the fleet's {alarm.fleet:.2f})"
     )
+
+
+def _far_from_limit_text(alarm: SeriesAlarm) -> str:
+    return f"new, far from its limit: {alarm.series} {alarm.value:.4g} (alarm {alarm.score:.2f})"
 
 
 def _show_detector(predictions: list[NodePrediction], now: float, json_output: bool) -> None:
@@ -198,6 +203,7 @@ def _show_detector(predictions: list[NodePrediction], now: float, json_output: b
             "\n".join(
                 [_alarm_text(alarm) for alarm in p.anomaly_series]
                 + [_fleet_wide_text(alarm) for alarm in p.fleet_wide_series]
+                + [_far_from_limit_text(alarm) for alarm in p.far_from_limit_series]
             )
             or Text("nothing stands out", style="dim"),
         )

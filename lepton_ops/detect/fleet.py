@@ -37,6 +37,19 @@ root file system, as ``/etc/lepton`` often is) is that file system, scored once 
 a file system every node sees (a shared mount, or in a one-machine lab the host's own
 disk) moves on all nodes at once and is fleet-wide by the rule above, while the node's own
 data directory filling up stands out.
+
+Memory and disk alarm only on the way to their limit
+----------------------------------------------------
+A surprise in a resource that fills up (a service's memory against its budget, a file
+system's space) is a risk only when the resource is running out: a worker whose memory
+steps from 14 % to 16 % of its budget and stays there is new, not dangerous. So an alarm
+of such a series counts (as the node's own alarm) only while its gauge - the service's
+``lepton_service_memory_used_pct``, the path's ``lepton_node_disk_used_pct`` - is at
+least :data:`NEAR_FULL_PCT`, or would reach 100 % within :data:`EXHAUSTION_HORIZON_S` at
+its pace: the median rise per second between the points of its last :data:`PACE_S`
+seconds (a median, so one step is no pace; a leak is). The others are reported apart
+(``NodeAlarms.far_from_limit``). A series with no gauge (a service without a memory
+budget) is not gated.
 """
 
 from __future__ import annotations
@@ -67,6 +80,22 @@ COMOVING_S = 20.0
 ORDINARY = 0.25
 #: An alarm whose fleet surprise is at least this share of its score is fleet-wide.
 FLEET_WIDE_SHARE = 0.5
+#: A memory or disk alarm counts when its gauge is at least this full (percent) ...
+NEAR_FULL_PCT = 90.0
+#: ... or would be full within this many seconds at its pace ...
+EXHAUSTION_HORIZON_S = 900.0
+#: ... the median rise per second between the points of its last this many seconds.
+PACE_S = 30.0
+#: Series of a resource that fills up: metric -> (resource, the label naming it).
+FILLING: dict[str, tuple[str, str]] = {
+    "lepton_service_memory_used_pct": ("memory", "service"),
+    "lepton_service_rss_bytes": ("memory", "service"),
+    "lepton_service_process_rss_bytes": ("memory", "service"),
+    "lepton_node_disk_used_pct": ("disk", "path"),
+    "lepton_node_disk_free_bytes": ("disk", "path"),
+}
+#: Each resource's gauge: its share used, in percent.
+GAUGES = {"memory": "lepton_service_memory_used_pct", "disk": "lepton_node_disk_used_pct"}
 
 
 @dataclass(frozen=True)
@@ -102,6 +131,8 @@ class NodeAlarms:
     latest_ts: float | None
     #: alarms of series that moved on most nodes at once: not this node's failure
     fleet_wide: tuple[SeriesAlarm, ...] = ()
+    #: memory and disk alarms while the resource is not running out: not a risk
+    far_from_limit: tuple[SeriesAlarm, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -114,6 +145,8 @@ class _Scored:
     values: FloatArray
     scores: FloatArray
     surprises: FloatArray
+    #: the resource it fills, ``(kind, name)`` (None: not a filling series)
+    resource: tuple[str, str] | None = None
 
     def loudest(self, begin: float, end: float) -> float:
         """The highest surprise of the rows in ``[begin, end]`` (0: none)."""
@@ -145,6 +178,8 @@ def node_alarms(
     since = None if history_s is None else now - history_s
     by_label: dict[str, list[_Scored]] = {}
     latest: dict[str, float] = {}
+    #: (node, resource) -> whether it is running out now (see heading_to_limit)
+    running_out: dict[tuple[str, tuple[str, str]], bool] = {}
     for metric in sorted(WATCHED_METRICS):
         listed = [
             replace(series, points=series.points[-HISTORY_ROWS:])
@@ -154,13 +189,18 @@ def node_alarms(
         for series in listed:
             stamps = np.array([p[0] for p in series.points], dtype=np.float64)
             latest[series.node] = max(latest.get(series.node, -np.inf), float(stamps[-1]))
+            resource = _resource(series)
+            if resource is not None and metric == GAUGES[resource[0]]:
+                values = np.array([p[1] for p in series.points], dtype=np.float64)
+                running_out[series.node, resource] = heading_to_limit(stamps, values, now)
             if on_root_file_system(series, roots.get(series.node)):
                 continue
-            scored = _score(series, stamps)
+            scored = _score(series, stamps, resource)
             by_label.setdefault(scored.label, []).append(scored)
     wanted = set(latest) if nodes is None else set(nodes) & set(latest)
     own: dict[str, list[SeriesAlarm]] = {node: [] for node in wanted}
     shared: dict[str, list[SeriesAlarm]] = {node: [] for node in wanted}
+    harmless: dict[str, list[SeriesAlarm]] = {node: [] for node in wanted}
     for group in by_label.values():
         for scored in group:
             if scored.node not in wanted:
@@ -168,7 +208,11 @@ def node_alarms(
             peers = [other for other in group if other.node != scored.node]
             alarm, fleet_wide = _recent_alarms(scored, peers, now - recent_s)
             if alarm is not None:
-                own[scored.node].append(alarm)
+                key = None if scored.resource is None else (scored.node, scored.resource)
+                if key is None or running_out.get(key, True):
+                    own[scored.node].append(alarm)
+                else:
+                    harmless[scored.node].append(alarm)
             if fleet_wide is not None:
                 shared[scored.node].append(fleet_wide)
     result = {}
@@ -180,18 +224,54 @@ def node_alarms(
             tuple(alarms),
             latest.get(node),
             tuple(sorted(shared[node], key=_loudest_first)[:TOP_SERIES]),
+            tuple(sorted(harmless[node], key=_loudest_first)[:TOP_SERIES]),
         )
     return result
 
 
-def _score(series: Series, stamps: FloatArray) -> _Scored:
+def heading_to_limit(stamps: FloatArray, used_pct: FloatArray, now: float) -> bool:
+    """Whether a resource whose share used (percent) is ``used_pct`` at ``stamps`` is running
+    out at ``now``: at least :data:`NEAR_FULL_PCT` full, or full within
+    :data:`EXHAUSTION_HORIZON_S` at its pace (the median rise per second between its points
+    of the last :data:`PACE_S` seconds up to ``now``)."""
+    known = np.isfinite(stamps) & np.isfinite(used_pct) & (stamps <= now)
+    at, used = stamps[known], used_pct[known]
+    if used.size == 0:
+        return True  # nothing known about the limit: the alarm is not gated
+    level = float(used[-1])
+    if level >= NEAR_FULL_PCT:
+        return True
+    if used.size < 2:
+        return False
+    # the points of the last PACE_S seconds, and at least the last two
+    stretch = min(int(np.searchsorted(at, at[-1] - PACE_S, side="left")), at.size - 2)
+    steps = np.diff(at[stretch:])
+    rises = np.diff(used[stretch:])
+    rates = rises[steps > 0] / steps[steps > 0]
+    if rates.size == 0:
+        return False
+    pace = float(np.median(rates))
+    return pace > 0 and (100.0 - level) / pace <= EXHAUSTION_HORIZON_S
+
+
+def _resource(series: Series) -> tuple[str, str] | None:
+    """The resource a series fills, ``(kind, name)``: None for other series."""
+    filling = FILLING.get(series.metric)
+    if filling is None:
+        return None
+    kind, label = filling
+    name = series.labels.get(label)
+    return None if name is None else (kind, name)
+
+
+def _score(series: Series, stamps: FloatArray, resource: tuple[str, str] | None) -> _Scored:
     values = np.array([p[1] for p in series.points], dtype=np.float64)
     valid = np.isfinite(stamps) & np.isfinite(values)
     detector = StreamingDetector()
     scores = np.nan_to_num(detector.update_many(stamps, values), nan=0.0)
     surprises = np.zeros(stamps.size)
     surprises[valid] = detector.surprises
-    return _Scored(series.node, series_label(series), stamps, values, scores, surprises)
+    return _Scored(series.node, series_label(series), stamps, values, scores, surprises, resource)
 
 
 def _recent_alarms(

@@ -10,15 +10,18 @@ that score alone, against the detector's fleet threshold
 The prediction says how old the judged sample is: data older than
 ``stale_after_s`` (default three windows) is *stale* - a probability about the next
 ``horizon`` computed from minutes-old telemetry would be a guess, so none is given and
-the node is flagged instead. A node whose latest sample already shows it down
-(unreachable or a failed health check) is flagged ``failing_now``: that is detection,
-and the probability is still reported.
+the node is flagged instead. A node whose last :data:`DOWN_CONFIRMATIONS` collections
+all show it down (unreachable or a failed health check) is flagged ``failing_now``: that
+is detection, and the probability is still reported. One failed check is not enough: a
+health check that times out once on a loaded node is not a failure, and acting on it
+would restart healthy services (the confirmation costs one collection interval, like a
+Kubernetes probe's failure threshold or a Prometheus alert's ``for``).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,10 +31,13 @@ from lepton_ops.errors import OperationFailed
 from lepton_ops.predict.features import featurize
 from lepton_ops.predict.frames import HEALTHY, REACHABLE, read_frames
 from lepton_ops.predict.model import Contribution, Predictor
+from lepton_ops.predict.rolling import BoolArray
 from lepton_ops.telemetry.history import HistoryStore, history_path
 
 #: Data older than this many windows is stale.
 STALE_WINDOWS = 3.0
+#: How many collections in a row must show a node down before it is "failing now".
+DOWN_CONFIRMATIONS = 2
 
 
 @dataclass(frozen=True)
@@ -54,6 +60,8 @@ class NodePrediction:
     anomaly_series: tuple[SeriesAlarm, ...] = ()
     #: recent alarms of series that moved on most nodes at once: not this node's failure
     fleet_wide_series: tuple[SeriesAlarm, ...] = ()
+    #: recent memory and disk alarms while the resource is not running out: not a risk
+    far_from_limit_series: tuple[SeriesAlarm, ...] = ()
 
     @property
     def risk(self) -> float | None:
@@ -75,6 +83,7 @@ class NodePrediction:
             "failing_now": self.failing_now,
             "anomaly_series": [alarm.to_dict() for alarm in self.anomaly_series],
             "fleet_wide_series": [alarm.to_dict() for alarm in self.fleet_wide_series],
+            "far_from_limit_series": [alarm.to_dict() for alarm in self.far_from_limit_series],
         }
 
 
@@ -128,9 +137,10 @@ def predict_fleet(
                 sample_ts,
                 age,
                 stale=False,
-                failing_now=not bool(nf.up[-1]),
+                failing_now=confirmed_down(nf.up),
                 anomaly_series=() if node_alarm is None else node_alarm.series,
                 fleet_wide_series=() if node_alarm is None else node_alarm.fleet_wide,
+                far_from_limit_series=() if node_alarm is None else node_alarm.far_from_limit,
             )
         )
     return found
@@ -149,7 +159,7 @@ def detect_fleet(
     limit = FLEET_THRESHOLD if threshold is None else float(threshold)
     wanted = sorted(nodes) if nodes is not None else store.nodes()
     alarms = node_alarms(store, now, wanted)
-    down = _down_now(store, wanted)
+    down = down_now(store, wanted, since=now - stale_after_s)
     found = []
     for node in wanted:
         node_alarm = alarms.get(node) or NodeAlarms(node, 0.0, (), None)
@@ -173,18 +183,32 @@ def detect_fleet(
                 failing_now=down.get(node, False),
                 anomaly_series=node_alarm.series,
                 fleet_wide_series=node_alarm.fleet_wide,
+                far_from_limit_series=node_alarm.far_from_limit,
             )
         )
     return found
 
 
-def _down_now(store: HistoryStore, nodes: list[str]) -> dict[str, bool]:
-    """Whether each node's latest sample shows it unreachable or a service unhealthy."""
-    down: dict[str, bool] = {}
-    for sample in store.latest():
-        if sample.node in nodes and sample.metric in (REACHABLE, HEALTHY):
-            down[sample.node] = down.get(sample.node, False) or sample.value < 1
-    return down
+def confirmed_down(up: Sequence[bool] | BoolArray) -> bool:
+    """Whether the last :data:`DOWN_CONFIRMATIONS` collections (oldest first) all show down."""
+    last = list(up)[-DOWN_CONFIRMATIONS:]
+    return len(last) == DOWN_CONFIRMATIONS and not any(last)
+
+
+def down_now(store: HistoryStore, nodes: Iterable[str], *, since: float | None) -> dict[str, bool]:
+    """Each node's "failing now" from its reachability and health samples since ``since``:
+    down in each of its last :data:`DOWN_CONFIRMATIONS` collections (see
+    :func:`confirmed_down`). A node without such samples is left out."""
+    wanted = set(nodes)
+    up_at: dict[str, dict[float, bool]] = {}
+    for metric in (REACHABLE, HEALTHY):
+        for series in store.series(metric=metric, since=since):
+            if series.node not in wanted:
+                continue
+            times = up_at.setdefault(series.node, {})
+            for ts, value in series.points:
+                times[ts] = times.get(ts, True) and value >= 1
+    return {node: confirmed_down([t[ts] for ts in sorted(t)]) for node, t in up_at.items()}
 
 
 def _stale(

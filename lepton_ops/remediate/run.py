@@ -312,17 +312,13 @@ def node_states(
         from lepton_ops.predict.model_store import has_current
 
         return states, {p.node: p.to_dict() for p in chosen}, has_current(state_dir)
-    states = []
+    from lepton_ops.detect.fleet import RECENT_S
+    from lepton_ops.predict.predictor import STALE_WINDOWS, down_now
+
     with HistoryStore(history_path(state_dir)) as store:
-        latest = store.latest()
-    down: dict[str, bool] = {}
-    for sample in latest:
-        if nodes is not None and sample.node not in nodes:
-            continue
-        if sample.metric in ("lepton_node_reachable", "lepton_service_healthy"):
-            down[sample.node] = down.get(sample.node, False) or sample.value < 1
-    for name, failing in sorted(down.items()):
-        states.append(NodeState(name, None, failing=failing))
+        wanted = store.nodes() if nodes is None else nodes
+        down = down_now(store, wanted, since=time.time() - STALE_WINDOWS * RECENT_S)
+    states = [NodeState(name, None, failing=failing) for name, failing in sorted(down.items())]
     return states, {name: {"failing_now": failing} for name, failing in down.items()}, False
 
 

@@ -22,6 +22,7 @@ from lab_tools import CLI, Deployed, aggregator_rows, cli, deploy, requires_root
 
 from lepton_ops.jobs.client import AggregatorClient, aggregator_url
 from lepton_ops.lab import LAB_NODES, LabMode
+from lepton_ops.predict.predictor import DOWN_CONFIRMATIONS
 from lepton_ops.remediate import run as run_module
 from lepton_ops.remediate.policy import NodeState, PolicyConfig
 from lepton_ops.remediate.run import remediate_once
@@ -124,7 +125,8 @@ def test_a_dry_run_plans_and_changes_nothing(ssh_deployed: Deployed) -> None:
     state_dir = ssh_deployed.lab.state_dir
     ssh_deployed.lab.lab.firewall().cut_off(ADDRESS["node4"], "test")
     try:
-        cli("telemetry", "collect", "--json", state_dir=state_dir, check=True, timeout=120)
+        for _ in range(DOWN_CONFIRMATIONS):  # one failed collection is not a failure
+            cli("telemetry", "collect", "--json", state_dir=state_dir, check=True, timeout=120)
         before = fingerprint(ssh_deployed)
         planned = cli("remediate", "--dry-run", "--json", state_dir=state_dir, timeout=120)
         assert planned.returncode == 0, planned.stderr
@@ -152,7 +154,8 @@ def test_a_node_failing_after_each_fix_is_cordoned_and_one_node_at_a_time(
     for node in faulty:
         ssh_deployed.lab.lab.firewall().cut_off(ADDRESS[node], "test")
     try:
-        cli("telemetry", "collect", "--json", state_dir=state_dir, check=True, timeout=120)
+        for _ in range(DOWN_CONFIRMATIONS):
+            cli("telemetry", "collect", "--json", state_dir=state_dir, check=True, timeout=120)
         for _ in range(3 * len(faulty) + 1):
             done = cli("remediate", "--cooldown", "0s", "--max-attempts", "2", "--json",
                        state_dir=state_dir, timeout=300)  # fmt: skip

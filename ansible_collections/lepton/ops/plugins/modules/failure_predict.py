@@ -128,6 +128,14 @@ predictions:
       elements: dict
       sample: [{"series": "lepton_node_disk_used_pct{path=\"/\"}", "score": 0.9,
                 "ts": 1700000000.0, "value": 41.2, "fleet": 0.66}]
+    far_from_limit_series:
+      description: Recent memory and disk alarms while the resource is not running out (below
+        90 % and not full within 15 minutes at its recent pace); not a risk, and not in its
+        RV(predictions[].anomaly_score).
+      type: list
+      elements: dict
+      sample: [{"series": "lepton_service_rss_bytes{service=\"lepton-worker\"}", "score": 0.85,
+                "ts": 1700000000.0, "value": 105000000.0, "fleet": 0.0}]
     horizon_s:
       description: The model's horizon, in seconds.
       type: float
@@ -155,7 +163,8 @@ predictions:
       type: bool
       sample: false
     failing_now:
-      description: Whether the latest sample already shows the host down.
+      description: Whether the host's last two collections both show it down (unreachable or
+        a service unhealthy); one failed check is not enough.
       type: bool
       sample: false
 collected:
@@ -228,7 +237,7 @@ def missing(host):
     return {'node': host, 'probability': None, 'anomaly_score': None, 'horizon_s': None,
             'threshold': None, 'at_risk': False, 'top_features': [], 'sample_ts': None,
             'data_age_s': None, 'stale': True, 'failing_now': False, 'anomaly_series': [],
-            'fleet_wide_series': []}
+            'fleet_wide_series': [], 'far_from_limit_series': []}
 
 
 def main():
