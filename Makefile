@@ -85,8 +85,9 @@ demo: install system-deps
 # Quick start 2: install, then every test and quality gate.
 test: install system-deps lock-check docs-check lint typecheck ansible-lint sanity unit
 
+# --durations: where CI's time goes, in every run's log (the suite must not grow slower).
 unit:
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --durations=25
 	$(BIN)/python -m pytest ansible_collections/lepton/ops/tests/unit
 
 lint:
