@@ -85,9 +85,11 @@ demo: install system-deps
 # Quick start 2: install, then every test and quality gate.
 test: install system-deps lock-check docs-check lint typecheck ansible-lint sanity unit
 
-# --durations: where CI's time goes, in every run's log (the suite must not grow slower).
+# The lab tests share one lab (started by their session) and run alone; the unit tests run
+# on every core. --durations: where CI's time goes, in every run's log.
 unit:
-	$(BIN)/python -m pytest --durations=25
+	$(BIN)/python -m pytest --durations=15 tests/integration
+	$(BIN)/python -m pytest --durations=15 -n auto --dist loadscope tests/unit
 	$(BIN)/python -m pytest ansible_collections/lepton/ops/tests/unit
 
 lint:

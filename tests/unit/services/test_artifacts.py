@@ -102,20 +102,26 @@ def test_worker_asks_for_missing_artifacts_then_runs_the_shard(worker: Flask) ->
     assert response.json["partial"] == kind.map({"tasks": 300}, 10, 40, artifacts=loaded)
 
 
+BAD_ARTIFACTS = [
+    ({"kind": "predict", "name": "model"}, MODEL, sha(b"other"), 400, "not .* as the URL"),
+    ({"kind": "predict", "name": "model"}, MODEL, "abc", 400, "SHA-256 digest"),
+    ({"kind": "predict", "name": "model"}, MODEL, sha(MODEL).upper(), 400, "SHA-256 digest"),
+    ({"kind": "predict", "name": "weights"}, MODEL, None, 400, "no artifact 'weights'"),
+    ({"kind": "predict"}, MODEL, None, 400, "name is required"),
+    ({"kind": "nope", "name": "model"}, MODEL, None, 400, "unknown job kind"),
+    ({"kind": "predict", "name": "model"}, DATA, None, 400, "not a skops model file"),
+    ({"kind": "predict", "name": "data"}, MODEL, None, 400, "neither a .npy"),
+    ({"kind": "predict", "name": "model"}, b"", None, 400, "is empty"),
+    ({"kind": "predict", "name": "data"}, b"1," * 200_000, None, 413, "larger than 262144"),
+]
+
+
+# Named by the message: the model's bytes (and so their digests) differ from one test
+# process to the next, and parallel test workers must collect the same test ids.
 @pytest.mark.parametrize(
     ("query", "body", "digest", "status", "message"),
-    [
-        ({"kind": "predict", "name": "model"}, MODEL, sha(b"other"), 400, "not .* as the URL"),
-        ({"kind": "predict", "name": "model"}, MODEL, "abc", 400, "SHA-256 digest"),
-        ({"kind": "predict", "name": "model"}, MODEL, sha(MODEL).upper(), 400, "SHA-256 digest"),
-        ({"kind": "predict", "name": "weights"}, MODEL, None, 400, "no artifact 'weights'"),
-        ({"kind": "predict"}, MODEL, None, 400, "name is required"),
-        ({"kind": "nope", "name": "model"}, MODEL, None, 400, "unknown job kind"),
-        ({"kind": "predict", "name": "model"}, DATA, None, 400, "not a skops model file"),
-        ({"kind": "predict", "name": "data"}, MODEL, None, 400, "neither a .npy"),
-        ({"kind": "predict", "name": "model"}, b"", None, 400, "is empty"),
-        ({"kind": "predict", "name": "data"}, b"1," * 200_000, None, 413, "larger than 262144"),
-    ],
+    BAD_ARTIFACTS,
+    ids=[case[-1] for case in BAD_ARTIFACTS],
 )
 def test_worker_refuses_bad_artifacts(
     worker: Flask,
