@@ -178,8 +178,8 @@ def node_alarms(
     since = None if history_s is None else now - history_s
     by_label: dict[str, list[_Scored]] = {}
     latest: dict[str, float] = {}
-    #: (node, resource) -> whether it is running out now (see heading_to_limit)
-    running_out: dict[tuple[str, tuple[str, str]], bool] = {}
+    #: (node, resource) -> the scored series of its gauge (see heading_to_limit)
+    gauges: dict[tuple[str, tuple[str, str]], _Scored] = {}
     for metric in sorted(WATCHED_METRICS):
         listed = [
             replace(series, points=series.points[-HISTORY_ROWS:])
@@ -189,14 +189,13 @@ def node_alarms(
         for series in listed:
             stamps = np.array([p[0] for p in series.points], dtype=np.float64)
             latest[series.node] = max(latest.get(series.node, -np.inf), float(stamps[-1]))
-            resource = _resource(series)
-            if resource is not None and metric == GAUGES[resource[0]]:
-                values = np.array([p[1] for p in series.points], dtype=np.float64)
-                running_out[series.node, resource] = heading_to_limit(stamps, values, now)
             if on_root_file_system(series, roots.get(series.node)):
                 continue
+            resource = _resource(series)
             scored = _score(series, stamps, resource)
             by_label.setdefault(scored.label, []).append(scored)
+            if resource is not None and metric == GAUGES[resource[0]]:
+                gauges[series.node, resource] = scored
     wanted = set(latest) if nodes is None else set(nodes) & set(latest)
     own: dict[str, list[SeriesAlarm]] = {node: [] for node in wanted}
     shared: dict[str, list[SeriesAlarm]] = {node: [] for node in wanted}
@@ -208,8 +207,10 @@ def node_alarms(
             peers = [other for other in group if other.node != scored.node]
             alarm, fleet_wide = _recent_alarms(scored, peers, now - recent_s)
             if alarm is not None:
-                key = None if scored.resource is None else (scored.node, scored.resource)
-                if key is None or running_out.get(key, True):
+                gauge = (
+                    None if scored.resource is None else gauges.get((scored.node, scored.resource))
+                )
+                if gauge is None or heading_to_limit(gauge.stamps, gauge.values, now):
                     own[scored.node].append(alarm)
                 else:
                     harmless[scored.node].append(alarm)

@@ -159,7 +159,7 @@ def detect_fleet(
     limit = FLEET_THRESHOLD if threshold is None else float(threshold)
     wanted = sorted(nodes) if nodes is not None else store.nodes()
     alarms = node_alarms(store, now, wanted)
-    down = down_now(store, wanted, since=now - stale_after_s)
+    down = down_now(store, wanted, now, lookback_s=stale_after_s)
     found = []
     for node in wanted:
         node_alarm = alarms.get(node) or NodeAlarms(node, 0.0, (), None)
@@ -195,14 +195,20 @@ def confirmed_down(up: Sequence[bool] | BoolArray) -> bool:
     return len(last) == DOWN_CONFIRMATIONS and not any(last)
 
 
-def down_now(store: HistoryStore, nodes: Iterable[str], *, since: float | None) -> dict[str, bool]:
-    """Each node's "failing now" from its reachability and health samples since ``since``:
-    down in each of its last :data:`DOWN_CONFIRMATIONS` collections (see
-    :func:`confirmed_down`). A node without such samples is left out."""
+def down_now(
+    store: HistoryStore,
+    nodes: Iterable[str],
+    now: float,
+    *,
+    lookback_s: float = STALE_WINDOWS * RECENT_S,
+) -> dict[str, bool]:
+    """Each node's "failing now" from its reachability and health samples of the last
+    ``lookback_s`` before ``now``: down in each of its last :data:`DOWN_CONFIRMATIONS`
+    collections (see :func:`confirmed_down`). A node without such samples is left out."""
     wanted = set(nodes)
     up_at: dict[str, dict[float, bool]] = {}
     for metric in (REACHABLE, HEALTHY):
-        for series in store.series(metric=metric, since=since):
+        for series in store.series(metric=metric, since=now - lookback_s, until=now):
             if series.node not in wanted:
                 continue
             times = up_at.setdefault(series.node, {})

@@ -312,12 +312,10 @@ def node_states(
         from lepton_ops.predict.model_store import has_current
 
         return states, {p.node: p.to_dict() for p in chosen}, has_current(state_dir)
-    from lepton_ops.detect.fleet import RECENT_S
-    from lepton_ops.predict.predictor import STALE_WINDOWS, down_now
+    from lepton_ops.predict.predictor import down_now
 
     with HistoryStore(history_path(state_dir)) as store:
-        wanted = store.nodes() if nodes is None else nodes
-        down = down_now(store, wanted, since=time.time() - STALE_WINDOWS * RECENT_S)
+        down = down_now(store, store.nodes() if nodes is None else nodes, time.time())
     states = [NodeState(name, None, failing=failing) for name, failing in sorted(down.items())]
     return states, {name: {"failing_now": failing} for name, failing in down.items()}, False
 
